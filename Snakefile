@@ -1,0 +1,35 @@
+# frugaldiff: one DAG from dataset archive to paper tables (see README.md and DESIGN.md).
+#
+#   snakemake --cores all                                   # smoke tier (configs/smoke.yaml)
+#   snakemake --cores all --configfile configs/cifar10.yaml # one GPU
+#   snakemake --profile slurm all                           # a SLURM cluster
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "configs/smoke.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/sample.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        report_outputs(),
+    default_target: True
+
+
+rule tables:
+    input:
+        report_tables(),
+
+
+rule figures:
+    input:
+        report_figures(),

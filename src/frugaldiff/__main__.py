@@ -1,0 +1,7 @@
+"""`python -m frugaldiff` is the same as the `frugaldiff` console script."""
+
+import sys
+
+from frugaldiff.cli import main
+
+sys.exit(main())

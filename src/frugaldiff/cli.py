@@ -1,0 +1,185 @@
+"""`frugaldiff <subcommand>`: the commands the Snakemake rules call, one flag per line.
+
+Each subcommand parses paths, builds objects, calls one library function and returns an exit
+code: 0 done, 2 bad input (a FrugaldiffError, printed as one line), 3 preempted (state saved;
+rerun to resume). Hyper-parameters come from resolved config files, never from flags.
+"""
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from frugaldiff.errors import FrugaldiffError
+
+log = logging.getLogger("frugaldiff")
+
+EXIT_BAD_INPUT = 2
+EXIT_PREEMPTED = 3
+
+
+def cmd_prepare_data(args: argparse.Namespace) -> None:
+    from frugaldiff.config import DataConfig, from_dict, load_yaml
+    from frugaldiff.data.cifar10 import prepare_cifar10
+
+    cfg = from_dict(DataConfig, load_yaml(args.config), str(args.config))
+    meta = prepare_cifar10(cfg, args.train_out, args.test_out, args.meta_out, args.download_dir)
+    print(f"prepared {meta}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from frugaldiff.config import load_run_config
+    from frugaldiff.train.loop import Trainer
+
+    cfg = load_run_config(args.config)
+    ckpt_paths = {k: args.ckpt_dir / f"iter{k}.pt" for k in cfg.train.ckpt_iters}
+    trainer = Trainer(cfg, args.data, args.state_dir)
+    trainer.install_signal_handlers()
+    trainer.try_resume()
+    bar = tqdm(total=cfg.train.iterations, initial=trainer.iteration, desc=cfg.name, disable=None)
+    for record in trainer.steps():
+        bar.update(1)
+        bar.set_postfix(loss=f"{record.loss:.4f}", img_s=f"{record.images_per_second:.0f}")
+    bar.close()
+    trainer.publish(ckpt_paths, args.metrics_out)
+    print(f"trained {cfg.name} to iteration {trainer.iteration}")
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    from frugaldiff.config import SampleSetConfig, load_run_config
+    from frugaldiff.io import write_json
+    from frugaldiff.sampling.generate import SampleRequest, generate_samples
+
+    cfg = load_run_config(args.config)
+    matching = [
+        s for s in cfg.sample_sets if (s.solver, s.steps, s.w) == (args.solver, args.steps, args.w)
+    ]
+    sample_set = matching[0] if matching else SampleSetConfig(args.solver, args.steps, args.w)
+    request = SampleRequest(
+        checkpoint=args.checkpoint,
+        sample_set=sample_set,
+        num_images=cfg.evaluation.sample_images,
+        seed=cfg.evaluation.sample_seed,
+        batch_size=cfg.evaluation.sample_batch_size,
+        device=cfg.evaluation.device,
+    )
+    meta = generate_samples(request, args.out, args.grid, progress=_progress("sampling"))
+    write_json(args.meta, meta)
+    print(f"sampled {meta['num_images']} images, {meta['nfe_per_image']:g} NFE/image")
+
+
+def cmd_reference(args: argparse.Namespace) -> None:
+    from frugaldiff.config import EvaluationConfig, from_dict, load_yaml
+    from frugaldiff.evaluate.pipeline import reference_from_dataset
+
+    cfg = from_dict(EvaluationConfig, load_yaml(args.config), str(args.config))
+    provenance = reference_from_dataset(cfg, args.data, args.data_meta, args.out, args.cache_dir)
+    print(f"reference statistics of {provenance['n_images']} images -> {args.out}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from frugaldiff.config import load_run_config
+    from frugaldiff.evaluate.pipeline import evaluate_sample_set
+
+    cfg = load_run_config(args.config)
+    record = evaluate_sample_set(
+        cfg, args.samples, args.sample_meta, args.reference, args.out, args.cache_dir
+    )
+    print(f"FID {record['metrics']['fid']:.4f} ({record['n_images']} images)")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from frugaldiff.report.build import build_report
+
+    written = build_report(args.metrics, args.out_dir, args.tier)
+    print("\n".join(str(p) for p in written))
+
+
+def _progress(desc: str) -> Callable:
+    return lambda iterable: tqdm(iterable, desc=desc, disable=None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="frugaldiff", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (the job's cpus)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("prepare-data", help="md5-check the archive, write uint8 splits")
+    p.add_argument("--config", type=Path, required=True, help="resolved data config (yaml)")
+    p.add_argument("--train-out", type=Path, required=True, help="train split .npz")
+    p.add_argument("--test-out", type=Path, required=True, help="test split .npz")
+    p.add_argument("--meta-out", type=Path, required=True, help="dataset meta.json")
+    p.add_argument("--download-dir", type=Path, required=True)
+    p.set_defaults(func=cmd_prepare_data)
+
+    p = sub.add_parser("train", help="train one run; resumes from --state-dir")
+    p.add_argument("--config", type=Path, required=True, help="resolved run config (yaml)")
+    p.add_argument("--data", type=Path, required=True, help="train split .npz")
+    p.add_argument("--state-dir", type=Path, required=True)
+    p.add_argument("--ckpt-dir", type=Path, required=True)
+    p.add_argument("--metrics-out", type=Path, required=True)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sample", help="draw a sample set from a checkpoint")
+    p.add_argument("--config", type=Path, required=True, help="resolved run config (yaml)")
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--solver", required=True)
+    p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--w", type=float, required=True, help="guidance weight, Meng's convention")
+    p.add_argument("--out", type=Path, required=True, help="images .npz")
+    p.add_argument("--grid", type=Path, required=True, help="PNG grid")
+    p.add_argument("--meta", type=Path, required=True, help="sampling metadata .json")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("reference", help="Inception statistics of a dataset split")
+    p.add_argument("--config", type=Path, required=True, help="resolved evaluation config")
+    p.add_argument("--data", type=Path, required=True, help="split .npz")
+    p.add_argument("--data-meta", type=Path, required=True, help="dataset meta.json")
+    p.add_argument("--cache-dir", type=Path, required=True, help="converted weights cache")
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=cmd_reference)
+
+    p = sub.add_parser("evaluate", help="FID/KID/IS of a sample set against a reference")
+    p.add_argument("--config", type=Path, required=True, help="resolved run config (yaml)")
+    p.add_argument("--samples", type=Path, required=True)
+    p.add_argument("--sample-meta", type=Path, required=True)
+    p.add_argument("--reference", type=Path, required=True)
+    p.add_argument("--cache-dir", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("report", help="tables and figures from metrics files")
+    p.add_argument("--metrics", type=Path, nargs="+", required=True)
+    p.add_argument("--tier", required=True)
+    p.add_argument("--out-dir", type=Path, required=True)
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    import torch
+
+    from frugaldiff.train.loop import Preempted
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    try:
+        args.func(args)
+    except Preempted as err:
+        print(f"frugaldiff {args.command}: preempted: {err}", file=sys.stderr)
+        return EXIT_PREEMPTED
+    except FrugaldiffError as err:
+        print(f"frugaldiff {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0

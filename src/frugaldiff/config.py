@@ -1,0 +1,307 @@
+"""Typed configs: frozen dataclasses are the only home of a default.
+
+A tier config (configs/smoke.yaml ...) names a dataset, an evaluation protocol and a run table;
+each run names a model size and a method block (configs/method/<name>.yaml) and may override
+fields. `resolve_run` merges code defaults <- method block <- run table into one plain dict that
+the `resolve_config` rule writes to results/<tier>/<run>/config.yaml; every CLI command reads
+only such resolved files. Unknown or mistyped keys fail here, naming the file, the dotted key
+and the nearest valid key, before any job runs.
+"""
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from frugaldiff.errors import ConfigError
+
+T = typing.TypeVar("T")
+
+CIFAR10_FULL_MD5 = "c58f30108f718f92721af3b95e74349a"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the images come from and how many of them a tier uses."""
+
+    dataset: str = "cifar10"
+    archive: str | None = None  # local copy; None: env FRUGALDIFF_CIFAR10_ARCHIVE, else download
+    md5: tuple[str, ...] = (CIFAR10_FULL_MD5,)  # accepted archive checksums
+    download: bool = True  # allowed to fetch the official archive when no local copy is named
+    train_images: int | None = None  # first N training images (None: all)
+    test_images: int | None = None
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which named size to build (models/registry.py), and the few facts a dataset may override.
+
+    None keeps the size's own value; distillation stages set dropout to 0.
+    """
+
+    name: str = "unet-smoke"
+    image_size: int | None = None
+    num_classes: int | None = None
+    dropout: float | None = None
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """Process, output parameterisation, timestep distribution and loss weighting."""
+
+    schedule: str = "cosine"
+    parameterization: str = "v"
+    timesteps: str = "uniform"
+    loss_weighting: str = "snr_trunc"
+    p_uncond: float = 0.1  # label dropout for classifier-free guidance
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run's budget, optimiser and checkpoint cadence."""
+
+    iterations: int = 200
+    batch_size: int = 32
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    warmup_iters: int = 50
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    ckpt_iters: tuple[int, ...] = (200,)
+    state_every_iters: int = 50
+    log_every_iters: int = 10
+    seed: int = 0
+    hflip: bool = True
+    device: str = "auto"  # auto | cpu | cuda
+
+
+@dataclass(frozen=True)
+class SampleSetConfig:
+    """One sample set drawn from every checkpoint: solver, steps, guidance weight w (Meng)."""
+
+    solver: str = "ddim"
+    steps: int = 16
+    w: float = 0.0
+    clip_x0: bool = True
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """The evaluation protocol of a tier (papers/evaluation.md)."""
+
+    reference_split: str = "train"
+    reference_images: int | None = None  # first N images of the split (None: all)
+    sample_images: int = 32
+    sample_seed: int = 0
+    sample_batch_size: int = 64
+    feature_batch_size: int = 16
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    cleanfid: bool = True
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One row of a tier's run table."""
+
+    method: str = "baseline"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    diffusion: dict[str, Any] = field(default_factory=dict)  # overrides of the method block
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sample_sets: tuple[SampleSetConfig, ...] = (SampleSetConfig(),)
+
+
+@dataclass(frozen=True)
+class ResourceSpec:
+    """Per-job resources for one rule kind; the profile maps them onto SLURM."""
+
+    mem_mb: int = 2000
+    runtime: int = 30  # minutes
+    cpus: int = 1
+    gpus: int = 0
+
+
+@dataclass(frozen=True)
+class TierConfig:
+    """A whole tier: the Snakemake configfile."""
+
+    tier: str = "smoke"
+    results_dir: str = "results"
+    data: DataConfig = field(default_factory=DataConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    runs: dict[str, RunSpec] = field(default_factory=dict)
+    resources: dict[str, ResourceSpec] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A resolved run: what results/<tier>/<run>/config.yaml holds."""
+
+    name: str
+    tier: str
+    method: str
+    data: DataConfig
+    model: ModelConfig
+    diffusion: DiffusionConfig
+    train: TrainConfig
+    evaluation: EvaluationConfig
+    sample_sets: tuple[SampleSetConfig, ...]
+
+
+def _nearest(key: str, valid: list[str]) -> str:
+    match = difflib.get_close_matches(key, valid, n=1, cutoff=0.0)
+    return f"; did you mean {match[0]!r}?" if match else ""
+
+
+def _convert(value: Any, hint: Any, source: str, key: str) -> Any:
+    """Check and convert one YAML value against a type hint (the subset of types we use)."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(value, inner[0], source, key)
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, source, key)
+    if origin is tuple:
+        if isinstance(value, str) and args[-1] is Ellipsis:
+            value = [value]  # one checksum given as a bare string
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{source}: {key} expected a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(v, args[0], source, f"{key}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"{source}: {key} expected {len(args)} items, got {value!r}")
+        return tuple(
+            _convert(v, a, source, f"{key}[{i}]")
+            for i, (v, a) in enumerate(zip(value, args, strict=True))
+        )
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: {key} expected a mapping, got {value!r}")
+        return {k: _convert(v, args[1], source, f"{key}.{k}") for k, v in value.items()}
+    if hint is Any:
+        return value
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is str and isinstance(value, str | int) and not isinstance(value, bool):
+        return str(value)
+    if hint in (int, float, bool, str) and type(value) is hint:
+        return value
+    raise ConfigError(
+        f"{source}: {key} expected {getattr(hint, '__name__', hint)}, "
+        f"got {type(value).__name__} {value!r}"
+    )
+
+
+def from_dict(cls: type[T], data: Any, source: str, prefix: str = "") -> T:
+    """Build dataclass `cls` from a mapping; unknown keys and wrong types raise ConfigError."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: {prefix or 'top level'} expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    kwargs = {}
+    for key, value in data.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        if key not in names:
+            raise ConfigError(f"{source}: unknown key {dotted!r}{_nearest(str(key), names)}")
+        kwargs[key] = _convert(value, hints[key], source, dotted)
+    required = [
+        f.name
+        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    missing = [k for k in required if k not in kwargs]
+    if missing:
+        where = f" in {prefix}" if prefix else ""
+        raise ConfigError(f"{source}: missing required keys {missing}{where}")
+    return cls(**kwargs)
+
+
+def to_dict(obj: Any) -> Any:
+    """Dataclass -> plain YAML-able structure (tuples become lists)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple | list):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def load_yaml(path: Path | str) -> dict[str, Any]:
+    """Read a YAML mapping, failing with the path when missing or malformed."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError as err:
+        raise ConfigError(f"{path}: config file not found") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def parse_tier_config(data: dict[str, Any], source: str) -> TierConfig:
+    """Validate a whole tier config (the Snakefile calls this before any job)."""
+    tier = from_dict(TierConfig, data, source)
+    if not tier.runs:
+        raise ConfigError(f"{source}: runs is empty; expected at least one run")
+    for name, run in tier.runs.items():
+        ckpts = run.train.ckpt_iters
+        if not ckpts or sorted(set(ckpts)) != list(ckpts) or ckpts[-1] > run.train.iterations:
+            raise ConfigError(
+                f"{source}: runs.{name}.train.ckpt_iters must be increasing, unique and "
+                f"<= iterations={run.train.iterations}; got {list(ckpts)}"
+            )
+    return tier
+
+
+def resolve_run(tier: TierConfig, run_name: str, blocks_dir: Path) -> RunConfig:
+    """Code defaults <- configs/method/<method>.yaml <- the run table's overrides."""
+    if run_name not in tier.runs:
+        raise ConfigError(
+            f"run {run_name!r} not in the run table; expected one of {sorted(tier.runs)}"
+        )
+    spec = tier.runs[run_name]
+    block_path = blocks_dir / "method" / f"{spec.method}.yaml"
+    if not block_path.is_file():
+        known = sorted(p.stem for p in (blocks_dir / "method").glob("*.yaml"))
+        raise ConfigError(
+            f"runs.{run_name}.method={spec.method!r}: no {block_path}; expected one of {known}"
+        )
+    block = load_yaml(block_path)
+    diffusion = {**block.get("diffusion", {}), **spec.diffusion}
+    unknown = set(block) - {"diffusion"}
+    if unknown:
+        raise ConfigError(
+            f"{block_path}: unknown top-level keys {sorted(unknown)}; expected ['diffusion']"
+        )
+    return RunConfig(
+        name=run_name,
+        tier=tier.tier,
+        method=spec.method,
+        data=tier.data,
+        model=spec.model,
+        diffusion=from_dict(DiffusionConfig, diffusion, f"{block_path} + run table", "diffusion"),
+        train=spec.train,
+        evaluation=tier.evaluation,
+        sample_sets=spec.sample_sets,
+    )
+
+
+def load_run_config(path: Path | str) -> RunConfig:
+    """Read a resolved run config written by the `resolve_config` rule."""
+    return from_dict(RunConfig, load_yaml(path), str(path))

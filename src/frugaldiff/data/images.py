@@ -1,0 +1,49 @@
+"""The one image-array contract: uint8, (N, 3, H, W), RGB, values 0..255.
+
+Datasets, sample sets and the evaluator all pass images in this form; converting model outputs
+in [-1, 1] happens once, here (papers/evaluation.md (e): round((x + 1) * 127.5), clipped).
+"""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from frugaldiff.errors import DataError
+
+
+def check_images(images: np.ndarray, source: Path | str, channels: int = 3) -> np.ndarray:
+    """Return `images` if it is uint8 (N, channels, H, W) with N > 0; else raise naming `source`."""
+    if not isinstance(images, np.ndarray):
+        raise DataError(f"{source}: expected a numpy array of images, got {type(images).__name__}")
+    if images.dtype != np.uint8:
+        raise DataError(f"{source}: images must be uint8 in 0..255, got dtype {images.dtype}")
+    if images.ndim != 4 or images.shape[1] != channels or images.shape[0] == 0:
+        raise DataError(
+            f"{source}: images must have shape (N, {channels}, H, W) with N > 0, "
+            f"got {tuple(images.shape)}"
+        )
+    return images
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """Model output in [-1, 1], (B, C, H, W) float -> uint8 numpy, clipped, rounded."""
+    x = ((x.detach().float() + 1.0) * 127.5).round().clamp(0, 255)
+    return x.to(torch.uint8).cpu().numpy()
+
+
+def to_model_range(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 (B, C, H, W) -> float32 in [-1, 1]."""
+    tensor = torch.as_tensor(images)
+    return tensor.float() / 127.5 - 1.0
+
+
+def image_grid(images: np.ndarray, columns: int) -> np.ndarray:
+    """uint8 (N, 3, H, W) -> one uint8 (rows*H, columns*W, 3) picture, padded with black."""
+    n, c, h, w = images.shape
+    rows = -(-n // columns)
+    grid = np.zeros((rows * h, columns * w, c), dtype=np.uint8)
+    for i, image in enumerate(images):
+        r, col = divmod(i, columns)
+        grid[r * h : (r + 1) * h, col * w : (col + 1) * w] = image.transpose(1, 2, 0)
+    return grid

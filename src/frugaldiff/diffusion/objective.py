@@ -1,0 +1,71 @@
+"""The one denoising objective that every training run calls (DESIGN.md, contracts).
+
+loss = ω(λ_t) · ‖x̂ − x‖², averaged over pixels (Salimans & Ho 2022, eq. 9 form). *Which* noise
+levels are drawn is the timestep sampler's business and *how much each counts* the weighting's
+(k-diffusion / EDM split), so SpeeD's sampler and weighting plug in as two objects. The loss is
+evaluated in the network's output space, ‖out − target‖² · ω / c, where c converts x-space to
+output-space MSE (ε: SNR, v: 1 + SNR); that is the same number, without dividing by α near t = 1.
+Label dropout for classifier-free guidance draws from the caller's generator.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from frugaldiff.config import DiffusionConfig
+from frugaldiff.diffusion.parameterization import broadcast_like, target_for, x_mse_factor
+from frugaldiff.diffusion.schedule import NoiseSchedule, build_schedule_by_name
+from frugaldiff.diffusion.timesteps import TimestepSampler, build_timestep_sampler
+from frugaldiff.diffusion.weighting import build_loss_weighting
+
+Model = Callable[..., torch.Tensor]  # (z, t, labels, *, generator) -> raw output
+
+
+@dataclass
+class DiffusionObjective:
+    """Noise the batch at sampled t, predict, and weight the error by ω(λ_t)."""
+
+    schedule: NoiseSchedule
+    parameterization: str
+    timestep_sampler: TimestepSampler
+    weighting: Callable[[torch.Tensor], torch.Tensor]
+    p_uncond: float
+    null_label: int
+
+    @classmethod
+    def from_config(cls, cfg: DiffusionConfig, null_label: int) -> "DiffusionObjective":
+        schedule = build_schedule_by_name(cfg.schedule)
+        return cls(
+            schedule=schedule,
+            parameterization=cfg.parameterization,
+            timestep_sampler=build_timestep_sampler(cfg.timesteps, schedule),
+            weighting=build_loss_weighting(cfg.loss_weighting),
+            p_uncond=cfg.p_uncond,
+            null_label=null_label,
+        )
+
+    def drop_labels(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Replace each label by the null label with probability p_uncond (B,)."""
+        if self.p_uncond <= 0:
+            return labels
+        drop = torch.rand(labels.shape, generator=generator, device=labels.device) < self.p_uncond
+        return torch.where(drop, torch.full_like(labels, self.null_label), labels)
+
+    def loss(
+        self, model: Model, x0: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Per-sample losses (B,) and diagnostics (t, logsnr, weight) for images x0 in [-1, 1]."""
+        batch = x0.shape[0]
+        t = self.timestep_sampler.sample(batch, generator, x0.device)  # (B,)
+        eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        labels = self.drop_labels(labels, generator)  # (B,)
+        logsnr = self.schedule.logsnr(t)  # (B,)
+        alpha, sigma = self.schedule.alpha_sigma(t)  # (B,), (B,)
+        a, s = broadcast_like(alpha, x0), broadcast_like(sigma, x0)  # (B, 1, 1, 1)
+        z = a * x0 + s * eps  # (B, C, H, W)
+        out = model(z, t, labels, generator=generator).float()  # (B, C, H, W) dropout draws too
+        target = target_for(self.parameterization, x0, eps, a, s)  # (B, C, H, W)
+        mse = (out - target).pow(2).flatten(1).mean(1)  # (B,) output-space MSE
+        weight = self.weighting(logsnr) / x_mse_factor(self.parameterization, logsnr)  # (B,)
+        return weight * mse, {"t": t, "logsnr": logsnr, "weight": weight}

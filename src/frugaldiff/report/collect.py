@@ -1,0 +1,58 @@
+"""Gather every metrics file of a tier into one tidy pandas frame: one row per (sample set, metric).
+
+Tidy (long) form keeps tables and plots one `pivot`/`hue` away from any grouping a study needs;
+the provenance of each number travels in the same row (commit, config hash, weights, N).
+"""
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from frugaldiff.errors import DataError
+from frugaldiff.io import read_json
+
+ID_COLUMNS = (
+    "tier",
+    "run",
+    "method",
+    "iteration",
+    "solver",
+    "steps",
+    "w",
+    "nfe_per_image",
+    "seconds_per_image",
+    "n_images",
+    "n_reference",
+    "reference_split",
+)
+METRICS = ("fid", "fid_cleanfid", "kid_mean", "kid_std", "inception_score")
+
+
+def metrics_row(path: Path) -> dict[str, object]:
+    """Flatten one metrics JSON (written by `frugaldiff evaluate`) into a wide row."""
+    record = read_json(path)
+    try:
+        row = {key: record[key] for key in ID_COLUMNS}
+        row.update({key: record["metrics"][key] for key in METRICS})
+        row["inception_score_note"] = record["metrics"].get("inception_score_note")
+        row["git_commit"] = record["provenance"]["git_commit"]
+        row["config_hash"] = record["provenance"]["config_hash"]
+        row["weights_sha256"] = record["provenance"]["weights_sha256"]
+    except KeyError as err:
+        raise DataError(f"{path}: metrics file lacks key {err}") from err
+    row["source"] = str(path)
+    return row
+
+
+def collect_metrics(paths: Iterable[Path]) -> pd.DataFrame:
+    """Tidy frame: ID columns + provenance + (metric, value), one row per metric."""
+    rows = [metrics_row(Path(p)) for p in paths]
+    if not rows:
+        raise DataError("no metrics files given to the report")
+    wide = pd.DataFrame(rows)
+    keep = [c for c in wide.columns if c not in METRICS]
+    tidy = wide.melt(id_vars=keep, value_vars=list(METRICS), var_name="metric", value_name="value")
+    return tidy.sort_values(["run", "iteration", "solver", "steps", "w", "metric"]).reset_index(
+        drop=True
+    )

@@ -1,0 +1,296 @@
+"""Inference solvers in k-diffusion style: they see only a denoiser D(z, t) → x̂ and a t grid.
+
+DDIM (Song et al., arXiv 2010.02502), ancestral DDPM with PD's `small`/`large` variances
+(Salimans & Ho, arXiv 2202.00512) and Meng et al.'s stochastic sampler S (arXiv 2210.03142),
+all as written in guided_distillation.md d. Every solver has one signature,
+`solve(denoiser, x_T, timesteps, generators) -> x_0`; `timesteps` is descending and ends at 0,
+and the step to t = 0 returns x̂. Stochastic solvers draw per-image noise from `generators`
+(one per image, see noise.py); deterministic ones ignore it.
+"""
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from frugaldiff.diffusion.schedule import DiscreteSchedule, NoiseSchedule
+from frugaldiff.errors import ConfigError
+from frugaldiff.sampling.noise import randn_per_image
+
+# D(z (B, C, H, W), t (B,) in [0, 1]) -> x̂ (B, C, H, W); t is float32, or float64 when z is.
+# A wrapper may set `passes_per_call` (network passes per image per call, 1 if absent), which
+# NFECounter reads.
+Denoiser = Callable[[Tensor, Tensor], Tensor]
+
+
+def passes_per_call(denoiser: Denoiser) -> int:
+    """Network passes per image that one call of `denoiser` makes (1 unless it says more)."""
+    return int(getattr(denoiser, "passes_per_call", 1))
+
+
+class NFECounter:
+    """Counts denoiser calls and the network passes per image (NFE) they actually made.
+
+    A plain denoiser makes 1 pass per call; a guided one (guidance.py) says how many it made.
+    """
+
+    def __init__(self, denoiser: Denoiser) -> None:
+        self.denoiser = denoiser
+        self.calls = 0
+        self.nfe = 0
+
+    @property
+    def passes_per_call(self) -> int:
+        return passes_per_call(self.denoiser)
+
+    def __call__(self, z: Tensor, t: Tensor) -> Tensor:
+        self.calls += 1
+        self.nfe += self.passes_per_call
+        return self.denoiser(z, t)
+
+
+class ClippedDenoiser:
+    """x̂ clipped to [−1, 1], for evaluation in pixel space only (PD's sampler clipping).
+
+    The solvers below read only x̂, so ε̂ = (z − α x̂)/σ is implicitly recomputed from the clipped
+    x̂. Wrap the *guided* denoiser: clipping before the CFG combination biases it, and clipping
+    must never reach training targets (guided_distillation.md i.2).
+    """
+
+    def __init__(self, denoiser: Denoiser) -> None:
+        self.denoiser = denoiser
+
+    @property
+    def passes_per_call(self) -> int:
+        return passes_per_call(self.denoiser)
+
+    def __call__(self, z: Tensor, t: Tensor) -> Tensor:
+        return self.denoiser(z, t).clamp(-1.0, 1.0)  # (B, C, H, W)
+
+
+def clip_denoiser(denoiser: Denoiser) -> ClippedDenoiser:
+    """`denoiser` with x̂ clipped to [−1, 1] (evaluation only)."""
+    return ClippedDenoiser(denoiser)
+
+
+def timestep_grid(num_steps: int, schedule: NoiseSchedule) -> Tensor:
+    """Descending (num_steps + 1,) float64 grid from t = 1 to t = 0.
+
+    Continuous schedules: t_i = i/N, i = N..0. Discrete schedules (T steps): t_i = round(iT/N)/T,
+    i.e. step k_i = round(iT/N) − 1, DDIM's "trailing" respacing (Lin et al., arXiv 2305.08891,
+    Table 2): it always contains the last step T − 1 (t = 1), uses only t values the schedule
+    defines, and equals i/N exactly when N divides T. The final 0 is the data, reached by
+    returning x̂.
+    """
+    if num_steps < 1:
+        raise ConfigError(f"sampling.steps: expected an int >= 1; found {num_steps}")
+    index = torch.arange(num_steps, -1, -1, dtype=torch.int64)  # (N + 1,) N..0
+    if not isinstance(schedule, DiscreteSchedule):
+        return index.to(torch.float64) / num_steps
+    total = schedule.num_steps
+    if num_steps > total:
+        raise ConfigError(f"sampling.steps={num_steps}: a discrete schedule has only {total} steps")
+    # round(iT/N) with halves up, in integers; strictly increasing in i since T/N >= 1.
+    grid_steps = (2 * index * total + num_steps) // (2 * num_steps)  # (N + 1,) in {0..T}
+    return grid_steps.to(torch.float64) / total
+
+
+class _Grid:
+    """Schedule values on a solver grid as Python floats, computed once in float64.
+
+    Scalars keep the per-step work to a few tensor ops, and float64 keeps σ_s/σ_t and
+    1 − e^{λ_t − λ_s} accurate for fine grids whatever the sample dtype.
+    """
+
+    def __init__(self, schedule: NoiseSchedule, timesteps: Tensor) -> None:
+        t = timesteps.detach().to("cpu", torch.float64)  # (N + 1,)
+        if t.ndim != 1 or t.numel() < 2 or not bool((t[1:] < t[:-1]).all()):
+            raise ValueError(f"timesteps: expected a strictly decreasing 1-D grid; found {t}")
+        if float(t[0]) > 1.0 or float(t[-1]) < 0.0:
+            raise ValueError(f"timesteps: expected values in [0, 1]; found {t}")
+        alpha, sigma = schedule.alpha_sigma(t)  # (N + 1,), (N + 1,)
+        self.t: list[float] = t.tolist()
+        self.alpha: list[float] = alpha.tolist()
+        self.sigma: list[float] = sigma.tolist()
+        self.logsnr: list[float] = schedule.logsnr(t).tolist()
+        self.num_steps = len(self.t) - 1
+        # σ_{t_{i+d}} / σ_{t_i} for the jumps solvers make: d = 1 (one step), d = 2 (S's jump).
+        self._sigma_ratios = {
+            d: schedule.sigma_ratio(t[:-d], t[d:]).tolist() for d in (1, 2) if self.num_steps >= d
+        }
+
+    def sigma_ratio(self, i: int, j: int) -> float:
+        """σ_{t_j} / σ_{t_i} for j = i + 1 or i + 2."""
+        return self._sigma_ratios[j - i][i]
+
+    def time_batch(self, i: int, z: Tensor) -> Tensor:
+        """t_i (B,) for the denoiser: float32, or float64 for float64 z (never half: 0.999 → 1)."""
+        dtype = torch.float64 if z.dtype == torch.float64 else torch.float32
+        return torch.full((z.shape[0],), self.t[i], dtype=dtype, device=z.device)  # (B,)
+
+
+def ddim_update(
+    z_t: Tensor,
+    x0: Tensor,
+    alpha_t: float | Tensor,
+    alpha_s: float | Tensor,
+    sigma_ratio: float | Tensor,
+) -> Tensor:
+    """z_s = α_s x̂ + (σ_s/σ_t)(z_t − α_t x̂): the DDIM / probability-flow Euler step.
+
+    Coefficients are floats or tensors broadcastable to z_t (e.g. (B, 1, 1, 1) per-sample
+    times, as progressive distillation's teacher steps need).
+    """
+    return alpha_s * x0 + sigma_ratio * (z_t - alpha_t * x0)  # (B, C, H, W)
+
+
+class Solver(ABC):
+    """Integrates from x_T at timesteps[0] down the grid; built from the schedule."""
+
+    is_stochastic: ClassVar[bool] = False
+
+    def __init__(self, schedule: NoiseSchedule) -> None:
+        self.schedule = schedule
+
+    def _ddim_to(self, grid: _Grid, i: int, j: int, z_t: Tensor, x0: Tensor) -> Tensor:
+        """DDIM from grid point i to j > i; returns x̂ itself when t_j = 0."""
+        if grid.t[j] == 0.0:
+            return x0
+        return ddim_update(z_t, x0, grid.alpha[i], grid.alpha[j], grid.sigma_ratio(i, j))
+
+    def solve(
+        self,
+        denoiser: Denoiser,
+        x_T: Tensor,
+        timesteps: Tensor,
+        generators: Sequence[torch.Generator] | None = None,
+    ) -> Tensor:
+        """x_0 (B, C, H, W) from x_T (B, C, H, W) at timesteps[0], down a descending grid.
+
+        `generators`: one per image, required by stochastic solvers (except Meng's S at N = 1,
+        which draws nothing), ignored by deterministic ones.
+        """
+        grid = _Grid(self.schedule, timesteps)
+        needs_noise = self.is_stochastic and grid.num_steps > 1
+        if needs_noise and (generators is None or len(generators) != x_T.shape[0]):
+            found = "none" if generators is None else len(generators)
+            raise ValueError(
+                f"{type(self).__name__} needs one generator per image: "
+                f"expected {x_T.shape[0]}, found {found}"
+            )
+        return self._integrate(denoiser, x_T, grid, generators or ())
+
+    @abstractmethod
+    def _integrate(
+        self, denoiser: Denoiser, x_T: Tensor, grid: _Grid, gens: Sequence[torch.Generator]
+    ) -> Tensor: ...
+
+
+class DDIMSolver(Solver):
+    """Deterministic DDIM ("D"): one call per step; the step to t = 0 returns x̂."""
+
+    def _integrate(
+        self, denoiser: Denoiser, x_T: Tensor, grid: _Grid, gens: Sequence[torch.Generator]
+    ) -> Tensor:
+        z = x_T
+        for i in range(grid.num_steps):
+            x0 = denoiser(z, grid.time_batch(i, z))  # (B, C, H, W)
+            z = self._ddim_to(grid, i, i + 1, z, x0)
+        return z
+
+
+class AncestralSolver(Solver):
+    """Ancestral DDPM: z_s ~ N(r(α_s/α_t) z_t + (1 − r) α_s x̂, v), r = e^{λ_t − λ_s}.
+
+    v = (1 − r)σ_s² (`small`, the posterior variance β̃) or (1 − r)σ_t² (`large`, β_t; PD's
+    choice and our default). PD's `medium:f` log-interpolation is not implemented.
+    """
+
+    is_stochastic: ClassVar[bool] = True
+    VARIANCES: ClassVar[tuple[str, ...]] = ("large", "small")
+
+    def __init__(self, schedule: NoiseSchedule, variance: str = "large") -> None:
+        super().__init__(schedule)
+        if variance not in self.VARIANCES:
+            raise ConfigError(
+                f"sampling.variance={variance!r}; expected one of {list(self.VARIANCES)}"
+            )
+        self.variance = variance
+
+    def _integrate(
+        self, denoiser: Denoiser, x_T: Tensor, grid: _Grid, gens: Sequence[torch.Generator]
+    ) -> Tensor:
+        z = x_T
+        for i in range(grid.num_steps):
+            x0 = denoiser(z, grid.time_batch(i, z))  # (B, C, H, W)
+            if grid.t[i + 1] == 0.0:
+                return x0  # the last step is deterministic and draws nothing
+            one_minus_r = -math.expm1(grid.logsnr[i] - grid.logsnr[i + 1])  # 1 − r, r ≈ 1
+            alpha_t, alpha_s = grid.alpha[i], grid.alpha[i + 1]
+            sigma_v = grid.sigma[i + 1] if self.variance == "small" else grid.sigma[i]
+            mean = (1.0 - one_minus_r) * (alpha_s / alpha_t) * z + one_minus_r * alpha_s * x0
+            noise = randn_per_image(gens, tuple(z.shape[1:]), z.device, z.dtype)
+            z = mean + math.sqrt(one_minus_r) * sigma_v * noise  # (B, C, H, W)
+        return z
+
+
+class MengStochasticSolver(Solver):
+    """Meng et al.'s sampler S: jump 2/N deterministically, re-noise 1/N with q(z_s | z_k).
+
+    At grid index i (t = t_i): x̂ = D(z_t, t), z_k = DDIM step to k = t_{i+2} (x̂ if k = 0),
+    then z_s = (α_s/α_k) z_k + σ_{s|k} ε′ at s = t_{i+1}, σ²_{s|k} = σ_s²(1 − e^{λ_s − λ_k}).
+    The last call, at t_{N−1}, is a DDIM step (returning x̂ at 0). N calls; N = 1 is DDIM.
+    The `jump_model: half | same` choice (a second denoiser for the 2/N jump) is not here.
+    """
+
+    is_stochastic: ClassVar[bool] = True
+
+    def renoise_coefficients(self, k: Tensor, s: Tensor) -> tuple[Tensor, Tensor]:
+        """(α_s/α_k, σ_{s|k}) of the forward kernel q(z_s | z_k) for times k < s, any shape."""
+        alpha_k, _ = self.schedule.alpha_sigma(k)
+        alpha_s, sigma_s = self.schedule.alpha_sigma(s)
+        # Deviation: at k = 0 we use the data kernel (α_k = 1, σ_k = 0), since z_0 = x̂ is the
+        # data; the schedule's own t = 0 values differ by ~1e-9 (cosine) or ~5e-5 (linear β).
+        is_data = k == 0
+        ratio = torch.where(is_data, alpha_s, alpha_s / alpha_k)
+        one_minus = -torch.expm1(self.schedule.logsnr(s) - self.schedule.logsnr(k))
+        one_minus = torch.where(is_data, torch.ones_like(one_minus), one_minus)
+        return ratio, sigma_s * one_minus.sqrt()
+
+    def _integrate(
+        self, denoiser: Denoiser, x_T: Tensor, grid: _Grid, gens: Sequence[torch.Generator]
+    ) -> Tensor:
+        t = torch.tensor(grid.t, dtype=torch.float64)  # (N + 1,)
+        ratios, stds = self.renoise_coefficients(t[2:], t[1:-1])  # (N − 1,): t_{i+2} → t_{i+1}
+        z = x_T
+        for i in range(grid.num_steps):
+            x0 = denoiser(z, grid.time_batch(i, z))  # (B, C, H, W)
+            if i == grid.num_steps - 1:
+                return self._ddim_to(grid, i, i + 1, z, x0)
+            z_k = self._ddim_to(grid, i, i + 2, z, x0)  # the 2/N jump, one call
+            noise = randn_per_image(gens, tuple(z.shape[1:]), z.device, z.dtype)
+            z = float(ratios[i]) * z_k + float(stds[i]) * noise  # (B, C, H, W) at t_{i+1}
+        return z
+
+
+SOLVERS: dict[str, type[Solver]] = {
+    "ddim": DDIMSolver,
+    "ancestral": AncestralSolver,
+    "stochastic": MengStochasticSolver,
+}
+
+
+def build_solver(name: str, schedule: NoiseSchedule, *, variance: str | None = None) -> Solver:
+    """The solver named `name`; `variance` (ancestral only) defaults to AncestralSolver's."""
+    if name not in SOLVERS:
+        raise ConfigError(f"sampling.solver={name!r}; expected one of {sorted(SOLVERS)}")
+    if name == "ancestral":
+        if variance is None:
+            return AncestralSolver(schedule)
+        return AncestralSolver(schedule, variance)
+    if variance is not None:
+        raise ConfigError(f"sampling.variance is set, but solver {name!r} has no variance")
+    return SOLVERS[name](schedule)

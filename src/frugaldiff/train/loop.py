@@ -1,0 +1,219 @@
+"""The one training loop: AdamW, linear warm-up, grad clipping, EMA, fp32/bf16, exact resume.
+
+Every random draw of iteration k (timesteps, noise, label and model dropout) comes from a
+generator seeded by (seed, k) and batch k is a
+function of (seed, k) (data/loader.py), so a run resumed from state at iteration k continues
+bit-identically on the CPU. State is written atomically every `state_every_iters` and on
+SIGTERM/SIGUSR1 (SLURM preemption); checkpoints at `ckpt_iters` are kept under state/ and
+copied to their declared paths only when the run finishes (declared outputs are written last).
+"""
+
+import json
+import logging
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from frugaldiff.config import RunConfig, to_dict
+from frugaldiff.data.loader import BatchSchedule, ImageDataset
+from frugaldiff.devices import resolve_device
+from frugaldiff.diffusion.objective import DiffusionObjective
+from frugaldiff.errors import FrugaldiffError, NumericsError
+from frugaldiff.io import atomic_write
+from frugaldiff.models.registry import build_model
+from frugaldiff.provenance import config_hash
+from frugaldiff.rng import derive_seed, make_generator, seeded_global_rng
+from frugaldiff.train.ema import make_ema
+from frugaldiff.train.state import checkpoint_payload, load_torch, save_torch
+
+log = logging.getLogger(__name__)
+
+
+class Preempted(FrugaldiffError):
+    """A SIGTERM/SIGUSR1 arrived; state was saved and the job should exit non-zero."""
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What one iteration reports to the caller (the CLI draws a progress bar from it)."""
+
+    iteration: int
+    loss: float
+    lr: float
+    images_per_second: float
+
+
+class Trainer:
+    """Owns model, EMA, optimiser and the objective for one run; `steps()` drives it."""
+
+    def __init__(self, cfg: RunConfig, train_data: Path, state_dir: Path) -> None:
+        self.cfg = cfg
+        self.state_dir = state_dir
+        self.device = resolve_device(cfg.train.device)
+        self.dataset = ImageDataset.load(train_data)
+        self.batches = BatchSchedule(
+            self.dataset, cfg.train.batch_size, cfg.train.seed, cfg.train.hflip
+        )
+        with seeded_global_rng(derive_seed(cfg.train.seed, "init")):
+            self.model = build_model(cfg.model).to(self.device)
+        self.ema = make_ema(self.model, cfg.train.ema_decay)
+        null_label = self.model.cfg.num_classes  # the label embedder's extra row
+        self.objective = DiffusionObjective.from_config(cfg.diffusion, null_label)
+        tc = cfg.train
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=tc.lr, betas=tc.adam_betas, weight_decay=tc.weight_decay
+        )
+        warmup = max(tc.warmup_iters, 1)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda it: min(1.0, (it + 1) / warmup)
+        )
+        self.config_dict = to_dict(cfg)
+        self.config_hash = config_hash(self.config_dict)
+        self.iteration = 0
+        self._stop_signal: int | None = None
+
+    # ---- state -------------------------------------------------------------------------
+    @property
+    def state_path(self) -> Path:
+        return self.state_dir / "state.pt"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.state_dir / "metrics.jsonl"
+
+    def ckpt_state_path(self, iteration: int) -> Path:
+        return self.state_dir / "ckpt" / f"iter{iteration}.pt"
+
+    def save_state(self) -> None:
+        save_torch(
+            self.state_path,
+            {
+                "config_hash": self.config_hash,
+                "iteration": self.iteration,
+                "model": self.model.state_dict(),
+                "ema": self.ema.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+            },
+        )
+
+    def try_resume(self) -> bool:
+        """Resume from state/ if it exists and was made by the same resolved config."""
+        if not self.state_path.is_file():
+            return False
+        state = load_torch(self.state_path, "training state")
+        if state.get("config_hash") != self.config_hash:
+            log.warning("%s was made by another config; starting afresh", self.state_path)
+            return False
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.iteration = int(state["iteration"])
+        self._truncate_metrics()
+        log.info("resumed %s at iteration %d", self.cfg.name, self.iteration)
+        return True
+
+    def _truncate_metrics(self) -> None:
+        """Drop metric lines logged after the saved state, so a resumed log has no repeats."""
+        if not self.metrics_path.is_file():
+            return
+        lines = self.metrics_path.read_text().splitlines()
+        kept = [ln for ln in lines if ln and json.loads(ln)["iteration"] <= self.iteration]
+        with atomic_write(self.metrics_path) as tmp:
+            tmp.write_text("".join(f"{ln}\n" for ln in kept))
+
+    # ---- signals -----------------------------------------------------------------------
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self._stop_signal = signum
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGUSR1 → save state at the next iteration boundary and raise Preempted."""
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            signal.signal(sig, self._on_signal)
+
+    # ---- the loop ----------------------------------------------------------------------
+    def step(self) -> float:
+        """One optimiser update at self.iteration; returns the mean loss."""
+        tc = self.cfg.train
+        images, labels = self.batches.batch(self.iteration)
+        images, labels = images.to(self.device), labels.to(self.device)
+        generator = make_generator(derive_seed(tc.seed, "train-step", self.iteration), self.device)
+        self.model.train()
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=tc.precision == "bf16"):
+            per_sample, _ = self.objective.loss(self.model, images, labels, generator)
+        loss = per_sample.mean()
+        if not torch.isfinite(loss):
+            raise NumericsError(
+                f"run {self.cfg.name}: loss is {loss.item()} at iteration {self.iteration}; "
+                f"stopped. The last good state is {self.state_path} (iteration <= "
+                f"{self.iteration}); lower train.lr or check the data"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.ema.update_parameters(self.model)
+        return float(loss.item())
+
+    def steps(self) -> Iterator[StepRecord]:
+        """Run to cfg.train.iterations, yielding after every update."""
+        tc = self.cfg.train
+        tick, tick_iter = time.perf_counter(), self.iteration
+        while self.iteration < tc.iterations:
+            if self._stop_signal is not None:
+                self.save_state()
+                raise Preempted(
+                    f"signal {self._stop_signal}: state saved at iteration {self.iteration} "
+                    f"in {self.state_path}; rerun to resume"
+                )
+            lr = self.scheduler.get_last_lr()[0]
+            loss = self.step()
+            self.iteration += 1
+            now = time.perf_counter()
+            rate = (self.iteration - tick_iter) * tc.batch_size / max(now - tick, 1e-9)
+            if self.iteration % tc.log_every_iters == 0 or self.iteration == tc.iterations:
+                self._log_metrics(
+                    {
+                        "iteration": self.iteration,
+                        "loss": loss,
+                        "lr": lr,
+                        "images_seen": self.iteration * tc.batch_size,
+                        "images_per_second": rate,
+                    }
+                )
+                tick, tick_iter = now, self.iteration
+            if self.iteration in tc.ckpt_iters:
+                save_torch(
+                    self.ckpt_state_path(self.iteration),
+                    checkpoint_payload(
+                        self.model, self.ema.module, self.config_dict, self.iteration
+                    ),
+                )
+            if self.iteration % tc.state_every_iters == 0 or self.iteration in tc.ckpt_iters:
+                self.save_state()
+            yield StepRecord(self.iteration, loss, lr, rate)
+
+    def _log_metrics(self, record: dict[str, Any]) -> None:
+        log.info(
+            "iter %(iteration)d loss %(loss).4f lr %(lr).2e %(images_per_second).1f img/s", record
+        )
+        self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.metrics_path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def publish(self, ckpt_paths: dict[int, Path], metrics_out: Path) -> None:
+        """Copy finished checkpoints and the metrics log to their declared paths, last."""
+        for iteration, target in ckpt_paths.items():
+            source = self.ckpt_state_path(iteration)
+            with atomic_write(target) as tmp:
+                shutil.copyfile(source, tmp)
+        with atomic_write(metrics_out) as tmp:
+            shutil.copyfile(self.metrics_path, tmp)

@@ -1,0 +1,84 @@
+"""Config parsing: unknown and mistyped keys fail naming file, key and nearest valid key."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from frugaldiff.config import (
+    RunConfig,
+    TrainConfig,
+    from_dict,
+    load_run_config,
+    parse_tier_config,
+    resolve_run,
+    to_dict,
+)
+from frugaldiff.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def smoke() -> dict:
+    return yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
+
+
+def test_misspelled_key_names_file_key_and_nearest() -> None:
+    data = smoke()
+    data["runs"]["baseline"]["train"]["iteratons"] = 10
+    with pytest.raises(ConfigError) as err:
+        parse_tier_config(data, "configs/smoke.yaml")
+    message = str(err.value)
+    assert "configs/smoke.yaml" in message
+    assert "runs.baseline.train.iteratons" in message
+    assert "'iterations'" in message
+
+
+def test_mistyped_value_names_key_and_types() -> None:
+    with pytest.raises(ConfigError, match=r"f\.yaml: lr expected float, got str 'fast'"):
+        from_dict(TrainConfig, {"lr": "fast"}, "f.yaml")
+
+
+def test_bool_is_not_an_int() -> None:
+    with pytest.raises(ConfigError, match="iterations expected int"):
+        from_dict(TrainConfig, {"iterations": True}, "f.yaml")
+
+
+def test_ckpt_iters_beyond_budget_rejected() -> None:
+    data = smoke()
+    data["runs"]["baseline"]["train"]["ckpt_iters"] = [50, 10_000]
+    with pytest.raises(ConfigError, match="ckpt_iters"):
+        parse_tier_config(data, "smoke.yaml")
+
+
+def test_unknown_method_block_lists_known(tmp_path: Path) -> None:
+    data = smoke()
+    data["runs"]["baseline"]["method"] = "basline"
+    tier = parse_tier_config(data, "smoke.yaml")
+    with pytest.raises(ConfigError, match=r"expected one of \[.*'baseline'"):
+        resolve_run(tier, "baseline", REPO / "configs")
+
+
+def test_resolved_config_round_trips(tmp_path: Path) -> None:
+    tier = parse_tier_config(smoke(), "smoke.yaml")
+    run = resolve_run(tier, "baseline", REPO / "configs")
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(to_dict(run)))
+    assert load_run_config(path) == run
+    assert isinstance(run, RunConfig)
+    assert run.diffusion.parameterization == "v"  # from configs/method/baseline.yaml
+
+
+def test_run_overrides_method_block() -> None:
+    data = smoke()
+    data["runs"]["baseline"]["diffusion"] = {"loss_weighting": "snr"}
+    run = resolve_run(parse_tier_config(data, "s.yaml"), "baseline", REPO / "configs")
+    assert run.diffusion.loss_weighting == "snr"
+    assert run.diffusion.schedule == "cosine"
+
+
+def test_missing_required_key_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("tier: smoke\n")
+    with pytest.raises(ConfigError, match="missing required keys"):
+        load_run_config(path)

@@ -1,0 +1,63 @@
+"""Report: metrics files -> tidy frame -> one table row per sample set, figures on disk."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from frugaldiff.errors import DataError
+from frugaldiff.io import write_json
+from frugaldiff.report.build import build_report
+
+
+def record(iteration: int, fid: float, seconds: float) -> dict:
+    return {
+        "tier": "t",
+        "run": "baseline",
+        "method": "baseline",
+        "iteration": iteration,
+        "solver": "ddim",
+        "steps": 16,
+        "w": 0.0,
+        "nfe_per_image": 16.0,
+        "seconds_per_image": seconds,
+        "n_images": 32,
+        "n_reference": 256,
+        "reference_split": "train",
+        "metrics": {
+            "fid": fid,
+            "fid_cleanfid": fid + 1,
+            "kid_mean": 0.1,
+            "kid_std": 0.01,
+            "inception_score": None,
+            "inception_score_note": "n/a (no logits weights)",
+        },
+        "provenance": {"git_commit": "abc", "config_hash": "h", "weights_sha256": "s"},
+    }
+
+
+def test_one_row_per_sample_set_with_measured_values(tmp_path: Path) -> None:
+    paths = []
+    for it, fid, sec in ((50, 300.0, 0.2), (100, 200.0, 0.3), (150, 100.0, 0.25)):
+        paths.append(tmp_path / f"m{it}.json")
+        write_json(paths[-1], record(it, fid, sec))
+    written = build_report(paths, tmp_path / "report", "t")
+    assert all(p.stat().st_size > 0 for p in written)
+    table = pd.read_csv(tmp_path / "report" / "tables" / "fid_over_training.csv")
+    assert table["iteration"].tolist() == [50, 100, 150]
+    assert table["fid"].tolist() == [300.0, 200.0, 100.0]
+    assert table["fid_cleanfid"].tolist() == [301.0, 201.0, 101.0]
+    assert table["seconds_per_image"].tolist() == [0.2, 0.3, 0.25]
+    assert (table["inception_score"] == "n/a (no logits weights)").all()
+    md = (tmp_path / "report" / "tables" / "fid_over_training.md").read_text()
+    assert "| baseline" in md
+    assert (
+        "\\begin{tabular}" in (tmp_path / "report" / "tables" / "fid_over_training.tex").read_text()
+    )
+
+
+def test_malformed_metrics_file_is_named(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    write_json(bad, {"run": "x"})
+    with pytest.raises(DataError, match=r"bad\.json: metrics file lacks key"):
+        build_report([bad], tmp_path / "report", "t")

@@ -1,0 +1,52 @@
+localrules:
+    resolve_block,
+    resolve_config,
+
+
+rule resolve_block:
+    output:
+        f"{RESULTS}/config/{{block}}.yaml",
+    params:
+        resolved=resolved_block,
+    log:
+        f"{RESULTS}/logs/resolve_block/{{block}}.log",
+    run:
+        from frugaldiff.io import write_yaml
+
+        write_yaml(output[0], params.resolved)
+
+
+rule resolve_config:
+    output:
+        run_path("config.yaml"),
+    params:
+        resolved=resolved_run,
+    log:
+        run_path("logs/resolve_config.log"),
+    run:
+        from frugaldiff.io import write_yaml
+
+        write_yaml(output[0], params.resolved)
+
+
+rule prepare_data:
+    input:
+        f"{RESULTS}/config/data.yaml",
+    output:
+        train=f"{RESULTS}/data/cifar10/train.npz",
+        test=f"{RESULTS}/data/cifar10/test.npz",
+        meta=f"{RESULTS}/data/cifar10/meta.json",
+    params:
+        download_dir=f"{CACHE}/downloads",
+    log:
+        f"{RESULTS}/logs/prepare_data.log",
+    conda:
+        ENVIRONMENT
+    shell:
+        "frugaldiff prepare-data"
+        " --config {input}"
+        " --train-out {output.train}"
+        " --test-out {output.test}"
+        " --meta-out {output.meta}"
+        " --download-dir {params.download_dir}"
+        " > {log} 2>&1"

@@ -1,0 +1,60 @@
+rule reference_stats:
+    input:
+        config=f"{RESULTS}/config/evaluation.yaml",
+        data=f"{RESULTS}/data/cifar10/{{split}}.npz",
+        meta=f"{RESULTS}/data/cifar10/meta.json",
+    output:
+        f"{RESULTS}/reference/cifar10-{{split}}.npz",
+    params:
+        cache_dir=f"{CACHE}/inception",
+    log:
+        f"{RESULTS}/logs/reference_stats/cifar10-{{split}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/reference_stats/cifar10-{{split}}.tsv"
+    conda:
+        ENVIRONMENT
+    threads: resources_for("evaluate", "cpus")
+    resources:
+        mem_mb=resources_for("evaluate", "mem_mb"),
+        runtime=resources_for("evaluate", "runtime"),
+        gpu=resources_for("evaluate", "gpus"),
+    shell:
+        "frugaldiff --threads {threads} reference"
+        " --config {input.config}"
+        " --data {input.data}"
+        " --data-meta {input.meta}"
+        " --cache-dir {params.cache_dir}"
+        " --out {output}"
+        " > {log} 2>&1"
+
+
+rule compute_metrics:
+    input:
+        config=run_path("config.yaml"),
+        samples=run_path("samples", SAMPLE_SET, "images.npz"),
+        meta=run_path("samples", SAMPLE_SET, "meta.json"),
+        reference=reference_for_run,
+    output:
+        run_path("metrics", f"{SAMPLE_SET}.json"),
+    params:
+        cache_dir=f"{CACHE}/inception",
+    log:
+        run_path("logs/compute_metrics", f"{SAMPLE_SET}.log"),
+    benchmark:
+        run_path("benchmarks/compute_metrics", f"{SAMPLE_SET}.tsv")
+    conda:
+        ENVIRONMENT
+    threads: resources_for("evaluate", "cpus")
+    resources:
+        mem_mb=resources_for("evaluate", "mem_mb"),
+        runtime=resources_for("evaluate", "runtime"),
+        gpu=resources_for("evaluate", "gpus"),
+    shell:
+        "frugaldiff --threads {threads} evaluate"
+        " --config {input.config}"
+        " --samples {input.samples}"
+        " --sample-meta {input.meta}"
+        " --reference {input.reference}"
+        " --cache-dir {params.cache_dir}"
+        " --out {output}"
+        " > {log} 2>&1"
