@@ -21,15 +21,20 @@ include: "workflow/rules/report.smk"
 
 rule all:
     input:
-        report_outputs(),
+        all_reports(),
     default_target: True
+
+
+rule speed:
+    input:
+        study_target("speed"),
 
 
 rule tables:
     input:
-        report_tables(),
+        [path for study in STUDIES for path in report_tables(study)],
 
 
 rule figures:
     input:
-        report_figures(),
+        [path for study in STUDIES for path in report_figures(study)],

@@ -94,7 +94,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from frugaldiff.report.build import build_report
 
-    written = build_report(args.metrics, args.out_dir, args.tier)
+    written = build_report(args.metrics, args.out_dir, args.tier, args.study)
     print("\n".join(str(p) for p in written))
 
 
@@ -155,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="tables and figures from metrics files")
     p.add_argument("--metrics", type=Path, nargs="+", required=True)
     p.add_argument("--tier", required=True)
+    p.add_argument("--study", required=True, help="baseline | speed | ...")
     p.add_argument("--out-dir", type=Path, required=True)
     p.set_defaults(func=cmd_report)
     return parser

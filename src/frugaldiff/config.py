@@ -51,14 +51,36 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class TimestepConfig:
+    """Which noise levels training draws (diffusion/timesteps.py); SpeeD's fields, speed.md (c)."""
+
+    name: str = "uniform"  # uniform | speed
+    k: float = 5.0  # SpeeD suppression intensity: steps below tau are k times likelier
+    tau: int = 700  # SpeeD convergence boundary, a step index of the T = 1000 process
+    dual: bool = True  # SpeeD dual sampling about the anchor m
+    dual_anchor: int | None = None  # None: derived from the schedule (threshold 1e-4)
+
+
+@dataclass(frozen=True)
+class WeightingConfig:
+    """How much each noise level counts (diffusion/weighting.py); SpeeD's fields, speed.md (d)."""
+
+    name: str = "snr_trunc"  # constant | snr | snr_trunc | snr_plus1 | change_aware
+    ceiling: float = 0.6  # SpeeD's lambda: weights lie in [1 - ceiling, ceiling] below tau
+    tau: int = 700  # SpeeD convergence boundary (step index)
+    tail_weight: float | None = 1.0  # weight at steps >= tau; None: the affine map everywhere
+
+
+@dataclass(frozen=True)
 class DiffusionConfig:
     """Process, output parameterisation, timestep distribution and loss weighting."""
 
-    schedule: str = "cosine"
-    parameterization: str = "v"
-    timesteps: str = "uniform"
-    loss_weighting: str = "snr_trunc"
+    schedule: str = "cosine"  # cosine | linear_beta
+    parameterization: str = "v"  # eps | x | v
+    timesteps: TimestepConfig = field(default_factory=TimestepConfig)
+    loss_weighting: WeightingConfig = field(default_factory=WeightingConfig)
     p_uncond: float = 0.1  # label dropout for classifier-free guidance
+    mask_ratio: float = 0.0  # MicroDiT: share of tokens dropped in training (0: unmasked)
 
 
 @dataclass(frozen=True)
@@ -112,7 +134,9 @@ class EvaluationConfig:
 class RunSpec:
     """One row of a tier's run table."""
 
+    study: str = "baseline"  # which report this run belongs to (baseline | speed | ...)
     method: str = "baseline"
+    init_from: str | None = None  # another run whose final EMA weights start this one
     model: ModelConfig = field(default_factory=ModelConfig)
     diffusion: dict[str, Any] = field(default_factory=dict)  # overrides of the method block
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -147,6 +171,7 @@ class RunConfig:
 
     name: str
     tier: str
+    study: str
     method: str
     data: DataConfig
     model: ModelConfig
@@ -154,6 +179,7 @@ class RunConfig:
     train: TrainConfig
     evaluation: EvaluationConfig
     sample_sets: tuple[SampleSetConfig, ...]
+    init_checkpoint: str | None = None  # resolved path of init_from's final checkpoint
 
 
 def _nearest(key: str, valid: list[str]) -> str:
@@ -260,6 +286,11 @@ def parse_tier_config(data: dict[str, Any], source: str) -> TierConfig:
     if not tier.runs:
         raise ConfigError(f"{source}: runs is empty; expected at least one run")
     for name, run in tier.runs.items():
+        if run.init_from is not None and run.init_from not in tier.runs:
+            raise ConfigError(
+                f"{source}: runs.{name}.init_from={run.init_from!r} is not a run; "
+                f"expected one of {sorted(tier.runs)}"
+            )
         ckpts = run.train.ckpt_iters
         if not ckpts or sorted(set(ckpts)) != list(ckpts) or ckpts[-1] > run.train.iterations:
             raise ConfigError(
@@ -267,6 +298,23 @@ def parse_tier_config(data: dict[str, Any], source: str) -> TierConfig:
                 f"<= iterations={run.train.iterations}; got {list(ckpts)}"
             )
     return tier
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """`override` on top of `base`, recursing into mappings present in both."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def final_checkpoint(tier: TierConfig, run_name: str) -> str:
+    """results/<tier>/<run>/ckpt/iter<last>.pt: the checkpoint a follow-up run starts from."""
+    last = tier.runs[run_name].train.ckpt_iters[-1]
+    return f"{tier.results_dir}/{tier.tier}/{run_name}/ckpt/iter{last}.pt"
 
 
 def resolve_run(tier: TierConfig, run_name: str, blocks_dir: Path) -> RunConfig:
@@ -283,7 +331,7 @@ def resolve_run(tier: TierConfig, run_name: str, blocks_dir: Path) -> RunConfig:
             f"runs.{run_name}.method={spec.method!r}: no {block_path}; expected one of {known}"
         )
     block = load_yaml(block_path)
-    diffusion = {**block.get("diffusion", {}), **spec.diffusion}
+    diffusion = deep_merge(block.get("diffusion", {}), spec.diffusion)
     unknown = set(block) - {"diffusion"}
     if unknown:
         raise ConfigError(
@@ -292,6 +340,7 @@ def resolve_run(tier: TierConfig, run_name: str, blocks_dir: Path) -> RunConfig:
     return RunConfig(
         name=run_name,
         tier=tier.tier,
+        study=spec.study,
         method=spec.method,
         data=tier.data,
         model=spec.model,
@@ -299,6 +348,7 @@ def resolve_run(tier: TierConfig, run_name: str, blocks_dir: Path) -> RunConfig:
         train=spec.train,
         evaluation=tier.evaluation,
         sample_sets=spec.sample_sets,
+        init_checkpoint=final_checkpoint(tier, spec.init_from) if spec.init_from else None,
     )
 
 

@@ -36,6 +36,7 @@ def tiny_run(**train: object) -> RunConfig:
     return RunConfig(
         name="tiny",
         tier="test",
+        study="baseline",
         method="baseline",
         data=DataConfig(),
         model=ModelConfig(name="unet-tiny", dropout=0.1),  # dropout: its draws must resume too
@@ -121,3 +122,12 @@ def test_missing_or_corrupt_checkpoint_errors(tmp_path: Path) -> None:
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="unreadable"):
         load_checkpoint(bad)
+
+
+def test_init_from_starts_at_the_earlier_runs_ema(tiny_dataset: Path, tmp_path: Path) -> None:
+    first = run_to_end(tiny_run(iterations=6, ckpt_iters=(6,)), tiny_dataset, tmp_path / "a")
+    first.publish({6: tmp_path / "iter6.pt"}, tmp_path / "m.jsonl")
+    follow = dataclasses.replace(tiny_run(seed=9), init_checkpoint=str(tmp_path / "iter6.pt"))
+    trainer = Trainer(follow, tiny_dataset, tmp_path / "b")
+    for name, value in trainer.model.state_dict().items():
+        assert torch.equal(value, first.ema.module.state_dict()[name]), name

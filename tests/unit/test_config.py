@@ -66,15 +66,16 @@ def test_resolved_config_round_trips(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(to_dict(run)))
     assert load_run_config(path) == run
     assert isinstance(run, RunConfig)
-    assert run.diffusion.parameterization == "v"  # from configs/method/baseline.yaml
+    assert run.diffusion.parameterization == "eps"  # from configs/method/baseline.yaml
 
 
 def test_run_overrides_method_block() -> None:
     data = smoke()
-    data["runs"]["baseline"]["diffusion"] = {"loss_weighting": "snr"}
+    data["runs"]["baseline"]["diffusion"] = {"loss_weighting": {"ceiling": 0.8}}
     run = resolve_run(parse_tier_config(data, "s.yaml"), "baseline", REPO / "configs")
-    assert run.diffusion.loss_weighting == "snr"
-    assert run.diffusion.schedule == "cosine"
+    assert run.diffusion.loss_weighting.ceiling == 0.8
+    assert run.diffusion.loss_weighting.name == "snr"  # kept from the block (deep merge)
+    assert run.diffusion.schedule == "linear_beta"
 
 
 def test_missing_required_key_is_named(tmp_path: Path) -> None:

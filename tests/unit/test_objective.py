@@ -2,7 +2,7 @@
 
 import torch
 
-from frugaldiff.config import DiffusionConfig
+from frugaldiff.config import DiffusionConfig, WeightingConfig
 from frugaldiff.diffusion.objective import DiffusionObjective
 
 
@@ -29,7 +29,9 @@ def hand_loss(cfg: DiffusionConfig, x0: torch.Tensor, seed: int) -> torch.Tensor
 
 
 def test_loss_equals_hand_computation() -> None:
-    cfg = DiffusionConfig(parameterization="v", loss_weighting="snr_trunc", p_uncond=0.0)
+    cfg = DiffusionConfig(
+        parameterization="v", loss_weighting=WeightingConfig("snr_trunc"), p_uncond=0.0
+    )
     obj = DiffusionObjective.from_config(cfg, null_label=10)
     x0 = torch.linspace(-1, 1, 2 * 3 * 4 * 4).reshape(2, 3, 4, 4)
     loss, diag = obj.loss(Linear(), x0, torch.tensor([1, 2]), torch.Generator().manual_seed(3))
@@ -54,7 +56,9 @@ def test_eps_and_v_losses_agree_in_x_space() -> None:
 
     losses = {}
     for param in ("x", "eps", "v"):
-        cfg = DiffusionConfig(parameterization=param, loss_weighting="snr_trunc", p_uncond=0.0)
+        cfg = DiffusionConfig(
+            parameterization=param, loss_weighting=WeightingConfig("snr_trunc"), p_uncond=0.0
+        )
         obj = DiffusionObjective.from_config(cfg, null_label=10)
         losses[param] = obj.loss(
             x_predictor(param),

@@ -15,12 +15,14 @@ from frugaldiff.diffusion.parameterization import (
     x0_from,
     x_mse_factor,
 )
+from frugaldiff.diffusion.schedule import LinearBetaSchedule
 from frugaldiff.diffusion.weighting import LOSS_WEIGHTINGS, build_loss_weighting
 from frugaldiff.errors import ConfigError
 from frugaldiff.rng import make_generator
 
 F64 = torch.float64
 LOGSNRS = (-20.0, 0.0, 20.0)
+LINEAR = LinearBetaSchedule()  # for the schedule-derived weightings (change_aware)
 
 
 def _noised(logsnr: float, seed: int) -> tuple[Tensor, ...]:
@@ -76,7 +78,7 @@ def test_mse_identities_elementwise(logsnr: float) -> None:
     lam = torch.full((1,), logsnr, dtype=F64)
     x_mse, eps_mse, v_mse = (e.mean() for e in (x_err, eps_err, v_err))
     # Weightings multiply the x-MSE: snr ↔ ε-MSE, snr_plus1 ↔ v-MSE, snr_trunc ↔ the max.
-    weights = {name: float(build_loss_weighting(name)(lam)) for name in LOSS_WEIGHTINGS}
+    weights = {name: float(build_loss_weighting(name, LINEAR)(lam)) for name in LOSS_WEIGHTINGS}
     assert weights["constant"] == 1.0
     torch.testing.assert_close(weights["snr"] * x_mse, eps_mse, rtol=1e-9, atol=0)
     torch.testing.assert_close(weights["snr_plus1"] * x_mse, v_mse, rtol=1e-9, atol=0)
@@ -91,7 +93,7 @@ def test_mse_identities_elementwise(logsnr: float) -> None:
 def test_weightings_are_per_sample() -> None:
     lam = torch.tensor([-3.0, 0.0, 3.0])
     for name in LOSS_WEIGHTINGS:
-        weight = build_loss_weighting(name)(lam)
+        weight = build_loss_weighting(name, LINEAR)(lam)
         assert weight.shape == (3,)
         assert weight.dtype == torch.float32
     torch.testing.assert_close(

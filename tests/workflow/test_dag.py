@@ -78,11 +78,12 @@ def test_misspelled_key_fails_before_any_job(tmp_path: Path) -> None:
 def test_smoke_dag_end_to_end_then_nothing_to_do(tmp_path: Path) -> None:
     results = tmp_path / "results"
     snakemake("--cores", "2", "--config", f"results_dir={results}")
-    report = results / "smoke" / "report"
+    report = results / "smoke" / "report" / "baseline"
     for name in (
         "tables/fid_over_training.csv",
         "tables/fid_over_training.md",
         "tables/fid_over_training.tex",
+        "tables/summary.csv",
         "figures/fid_vs_iteration.png",
         "figures/fid_vs_iteration.pdf",
         "metrics_tidy.csv",
@@ -96,5 +97,9 @@ def test_smoke_dag_end_to_end_then_nothing_to_do(tmp_path: Path) -> None:
     assert (table["fid"] > 0).all()
     assert (table["nfe_per_image"] == 16).all()
     assert (table["inception_score"] == "n/a (no logits weights)").all()
+    speed = pd.read_csv(results / "smoke" / "report" / "speed" / "tables" / "summary.csv")
+    assert speed["variant"].tolist() == ["baseline", "speed-sampler", "speed-weighting", "speed"]
+    assert speed.set_index("variant").loc["baseline", "speed-up (measured)"] == "1"
+    assert (results / "smoke" / "report" / "speed" / "figures" / "fid_vs_iteration.png").is_file()
     again = snakemake("-n", "--cores", "2", "--config", f"results_dir={results}")
     assert "Nothing to be done" in again.stdout + again.stderr

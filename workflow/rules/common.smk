@@ -26,6 +26,7 @@ TIER = parse_tier_config(config, source=" + ".join(map(str, workflow.configfiles
 validate(config, "../schemas/config.schema.yaml", set_default=False)
 
 RESULTS = f"{TIER.results_dir}/{TIER.tier}"
+STUDIES = sorted({spec.study for spec in TIER.runs.values()})
 CACHE = f"{TIER.results_dir}/cache"
 # Jobs find the `frugaldiff` CLI of the Python that runs Snakemake, so no venv needs activating
 # (locally or inside SLURM jobs, which reuse the calling Snakemake's Python).
@@ -42,6 +43,7 @@ wildcard_constraints:
     solver=r"[a-z_]+",
     steps=r"\d+",
     w=r"\d+(\.\d+)?",
+    study="|".join(STUDIES),
 
 
 def run_path(*parts):
@@ -65,6 +67,12 @@ def resolved_run(wildcards):
     return to_dict(resolve_run(TIER, wildcards.run, CONFIG_BLOCKS))
 
 
+def init_checkpoint(wildcards):
+    """The final checkpoint of the run this one starts from (fine-tuning), or nothing."""
+    init = TIER.runs[wildcards.run].init_from
+    return [f"{RESULTS}/{init}/ckpt"] if init else []
+
+
 def resolved_block(wildcards):
     """A tier-level block (data or evaluation) as a plain dict."""
     return to_dict(getattr(TIER, wildcards.block))
@@ -80,25 +88,51 @@ def reference_for_run(wildcards):
     return f"{RESULTS}/reference/cifar10-{TIER.evaluation.reference_split}.npz"
 
 
-def all_metrics():
-    """Every metrics file of the tier: run x checkpoint x sample set."""
-    paths = []
-    for run, spec in TIER.runs.items():
-        for k in spec.train.ckpt_iters:
-            for s in spec.sample_sets:
-                paths.append(f"{RESULTS}/{run}/metrics/iter{k}/{s.solver}-s{s.steps}-w{s.w:g}.json")
-    return paths
+def metrics_of(run):
+    """Every metrics file of `run`: checkpoint x sample set."""
+    spec = TIER.runs[run]
+    return [
+        f"{RESULTS}/{run}/metrics/iter{k}/{s.solver}-s{s.steps}-w{s.w:g}.json"
+        for k in spec.train.ckpt_iters
+        for s in spec.sample_sets
+    ]
 
 
-def report_tables():
-    stem = f"{RESULTS}/report/tables/fid_over_training"
-    return [f"{stem}.{fmt}" for fmt in ("csv", "md", "tex")]
+def metrics_of_study(wildcards):
+    """Metrics files of every run in study `wildcards.study`."""
+    runs = [name for name, spec in TIER.runs.items() if spec.study == wildcards.study]
+    return [path for run in runs for path in metrics_of(run)]
 
 
-def report_figures():
-    stem = f"{RESULTS}/report/figures/fid_vs_iteration"
+def report_tables(study):
+    stem = f"{RESULTS}/report/{study}/tables"
+    return [f"{stem}/{name}.{fmt}" for name in ("fid_over_training", "summary")
+            for fmt in ("csv", "md", "tex")]
+
+
+def report_figures(study):
+    stem = f"{RESULTS}/report/{study}/figures/fid_vs_iteration"
     return [f"{stem}.{fmt}" for fmt in ("png", "pdf")]
 
 
-def report_outputs():
-    return [f"{RESULTS}/report/metrics_tidy.csv", *report_tables(), *report_figures()]
+def report_outputs(study):
+    """The report files of one study (what its named target asks for)."""
+    if study not in STUDIES:
+        raise ValueError(
+            f"tier {TIER.tier!r} has no runs with study: {study}; its studies are {STUDIES}"
+        )
+    return [f"{RESULTS}/report/{study}/metrics_tidy.csv", *report_tables(study),
+            *report_figures(study)]
+
+
+def study_target(study):
+    """Input function of a named target (`snakemake speed`): fails clearly if the tier lacks it."""
+
+    def inputs(wildcards):
+        return report_outputs(study)
+
+    return inputs
+
+
+def all_reports():
+    return [path for study in STUDIES for path in report_outputs(study)]

@@ -2,6 +2,7 @@ rule train_model:
     input:
         config=run_path("config.yaml"),
         data=f"{RESULTS}/data/cifar10/train.npz",
+        init=init_checkpoint,
     output:
         ckpts=directory(run_path("ckpt")),
         metrics=run_path("train/metrics.jsonl"),

@@ -18,6 +18,8 @@ from frugaldiff.diffusion.parameterization import broadcast_like, target_for, x_
 from frugaldiff.diffusion.schedule import NoiseSchedule, build_schedule_by_name
 from frugaldiff.diffusion.timesteps import TimestepSampler, build_timestep_sampler
 from frugaldiff.diffusion.weighting import build_loss_weighting
+from frugaldiff.errors import ConfigError
+from frugaldiff.masking import TokenMasker, masked_mse
 
 Model = Callable[..., torch.Tensor]  # (z, t, labels, *, generator) -> raw output
 
@@ -32,6 +34,7 @@ class DiffusionObjective:
     weighting: Callable[[torch.Tensor], torch.Tensor]
     p_uncond: float
     null_label: int
+    masker: TokenMasker | None = None  # MicroDiT: drop tokens, loss on kept patches only
 
     @classmethod
     def from_config(cls, cfg: DiffusionConfig, null_label: int) -> "DiffusionObjective":
@@ -40,9 +43,10 @@ class DiffusionObjective:
             schedule=schedule,
             parameterization=cfg.parameterization,
             timestep_sampler=build_timestep_sampler(cfg.timesteps, schedule),
-            weighting=build_loss_weighting(cfg.loss_weighting),
+            weighting=build_loss_weighting(cfg.loss_weighting, schedule),
             p_uncond=cfg.p_uncond,
             null_label=null_label,
+            masker=TokenMasker(cfg.mask_ratio) if cfg.mask_ratio > 0 else None,
         )
 
     def drop_labels(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -64,8 +68,19 @@ class DiffusionObjective:
         alpha, sigma = self.schedule.alpha_sigma(t)  # (B,), (B,)
         a, s = broadcast_like(alpha, x0), broadcast_like(sigma, x0)  # (B, 1, 1, 1)
         z = a * x0 + s * eps  # (B, C, H, W)
-        out = model(z, t, labels, generator=generator).float()  # (B, C, H, W) dropout draws too
         target = target_for(self.parameterization, x0, eps, a, s)  # (B, C, H, W)
-        mse = (out - target).pow(2).flatten(1).mean(1)  # (B,) output-space MSE
+        if self.masker is None:
+            out = model(z, t, labels, generator=generator).float()  # (B, C, H, W)
+            mse = (out - target).pow(2).flatten(1).mean(1)  # (B,) output-space MSE
+        else:
+            arch = getattr(model, "cfg", None)
+            if not hasattr(arch, "num_tokens"):
+                raise ConfigError(
+                    f"diffusion.mask_ratio={self.masker.mask_ratio} needs a patch model (DiT / "
+                    f"MicroDiT); got {type(model).__name__}"
+                )
+            mask = self.masker.draw(batch, arch.num_tokens, generator, x0.device)  # keep (B, K)
+            out = model(z, t, labels, generator=generator, keep_indices=mask.keep).float()
+            mse = masked_mse(out, target, mask.keep, arch.patch_size)  # (B,) kept patches only
         weight = self.weighting(logsnr) / x_mse_factor(self.parameterization, logsnr)  # (B,)
         return weight * mse, {"t": t, "logsnr": logsnr, "weight": weight}

@@ -4,7 +4,8 @@ z_t = α_t x + σ_t ε with α² + σ² = 1, so a schedule is one function, the 
 λ(t) = log(α²/σ²); α² = sigmoid(λ), σ² = sigmoid(−λ) (guided_distillation.md b). The truncated
 cosine schedule is PD's (Salimans & Ho, arXiv 2202.00512); the linear-β schedule is DDPM's
 (Ho et al., arXiv 2006.11239), used by DiT and SpeeD, exposed through the same continuous
-interface so that solvers never see step indices. Conversions step ↔ t live here only.
+interface so that solvers never see step indices. Conversions step ↔ t live here only;
+`StepGrid` gives any schedule DDPM step indices and SpeeD's anchors (arXiv 2405.17403, speed.md b).
 """
 
 import math
@@ -12,6 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -176,3 +178,81 @@ def build_schedule(cfg: ScheduleConfig) -> NoiseSchedule:
 def build_schedule_by_name(name: str) -> NoiseSchedule:
     """The schedule `name` with its default parameters (ScheduleConfig's)."""
     return build_schedule(ScheduleConfig(name=name))
+
+
+DUAL_ANCHOR_THRESHOLD = 1e-4  # SpeeD's `meaningful_steps` cut on ∇√(1 − ᾱ) (speed.md b)
+CELL_MARGIN = 0.01  # continuous StepGrid: t stays this fraction of a cell away from its edges
+
+
+class StepGrid:
+    """T step indices over any schedule, for methods defined on DDPM steps (SpeeD, speed.md b).
+
+    Discrete schedule: its own steps, step k at t = (k + 1)/T, ᾱ_k its table. Continuous
+    schedule: the equivalent grid of `num_steps` equal cells of t; step k owns t ∈ (k/T, (k+1)/T]
+    and ᾱ_k = α²((k + 1)/T), so the grid reads the schedule the way a discretised DDPM would.
+    Step-indexed constants (SpeeD's τ = 700 and the anchors t*, m) thus keep their meaning as
+    positions in time, which is how the paper treats its quad and cosine schedules (τ stays 700,
+    the anchors move with the schedule; speed.md b, i.3).
+    """
+
+    def __init__(self, schedule: NoiseSchedule, num_steps: int = ScheduleConfig.num_steps) -> None:
+        self.schedule = schedule
+        self.is_discrete = isinstance(schedule, DiscreteSchedule)
+        if isinstance(schedule, DiscreteSchedule):
+            self.num_steps = schedule.num_steps
+            self.alphas_cumprod = schedule.alphas_cumprod  # (T,) float64
+            grid = schedule.logsnr_grid  # (T,) decreasing
+            # A discrete schedule's samplers return grid points: λ → the nearest grid λ.
+            edges = 0.5 * (grid[1:] + grid[:-1])  # (T − 1,)
+        else:
+            if num_steps < 2:
+                raise ConfigError(f"step grid: expected num_steps >= 2; found {num_steps}")
+            self.num_steps = int(num_steps)
+            steps = torch.arange(self.num_steps, dtype=torch.float64)
+            self.alphas_cumprod = torch.sigmoid(schedule.logsnr((steps + 1.0) / self.num_steps))
+            # Cell edges λ(k/T), k = 1..T−1: λ in [λ((k+1)/T), λ(k/T)) belongs to step k.
+            edges = schedule.logsnr(steps[1:] / self.num_steps)  # (T − 1,) decreasing
+        self._neg_edges = -edges  # (T − 1,) increasing, for searchsorted
+
+    def steps_to_t(self, steps: Tensor, within: Tensor | None = None) -> Tensor:
+        """float32 t of int64 `steps`; `within` ∈ [0, 1) (same shape, continuous only) places t
+        uniformly inside step k's cell (k/T, (k+1)/T]; None gives the grid point (k + 1)/T.
+
+        t keeps CELL_MARGIN of a cell from both edges: float32 t and λ(t) are off by up to
+        ~3e-4 of a cell, and the margin lets `logsnr_to_steps` name the cell unambiguously.
+        """
+        if isinstance(self.schedule, DiscreteSchedule):
+            return self.schedule.step_to_t(steps)
+        position = steps.to(torch.float64) + 1.0
+        if within is not None:
+            inside = CELL_MARGIN + (1.0 - 2.0 * CELL_MARGIN) * within.to(torch.float64)
+            position = position - inside
+        return (position / self.num_steps).to(torch.float32)
+
+    def logsnr_to_steps(self, logsnr: Tensor) -> Tensor:
+        """The step (int64, shape of logsnr) whose grid point (discrete) or cell (continuous)
+        holds λ; exact for every t that `steps_to_t` returns.
+        """
+        if self._neg_edges.device != logsnr.device:
+            self._neg_edges = self._neg_edges.to(logsnr.device)
+        return torch.searchsorted(self._neg_edges, -logsnr.to(torch.float64).contiguous())
+
+    def change_rate(self) -> Tensor:
+        """g_k = ∇Ψ_k with Ψ = 1 − ᾱ and ∇ = numpy.gradient (speed.md b, d); (T,) float64."""
+        psi = 1.0 - self.alphas_cumprod.cpu().numpy()
+        return torch.from_numpy(np.gradient(psi))
+
+    def peak_change_step(self) -> int:
+        """t* = argmax_k ∇Ψ_k, SpeeD's acceleration/deceleration boundary (219 for linear β)."""
+        return int(torch.argmax(self.change_rate()))
+
+    def dual_anchor_step(self, threshold: float = DUAL_ANCHOR_THRESHOLD) -> int:
+        """m = 1 + the first k with ∇√(1 − ᾱ_k) < threshold (642 for linear β; speed.md b)."""
+        rate = np.gradient(np.sqrt(1.0 - self.alphas_cumprod.cpu().numpy()))
+        below = np.flatnonzero(rate < threshold)
+        if below.size == 0:
+            raise ConfigError(
+                f"schedule: no step has d sqrt(1 - alpha_bar)/dk < {threshold}, so SpeeD's dual "
+                "anchor is undefined; set timesteps.dual_anchor to a step index"
+            )
+        return int(below[0]) + 1

@@ -75,6 +75,7 @@ def evaluate_sample_set(
     record = {
         "tier": run.tier,
         "run": run.name,
+        "study": run.study,
         "method": run.method,
         "iteration": int(checkpoint.stem.removeprefix("iter")),
         "checkpoint": str(checkpoint),

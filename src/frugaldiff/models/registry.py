@@ -1,10 +1,10 @@
 """Named model sizes and the one builder that turns a `ModelConfig` into a network.
 
 `MODEL_SIZES` maps a size name (also the CLI's and the YAML's `model.name`) to a frozen family
-config; `MODEL_FAMILIES` maps that config's type to its module class. A later DiT family
-(Peebles & Xie 2023; MicroDiT, Sehwag et al. 2024) adds a `DiTConfig` → `DiT` entry there and its
-sizes here, next to the U-Nets of progressive distillation (Salimans & Ho 2022) and guided
-distillation (Meng et al. 2023). Sizes: guided_distillation.md (g).
+config; `MODEL_FAMILIES` maps that config's type to its module class. The U-Nets of progressive
+distillation (Salimans & Ho 2022) and guided distillation (Meng et al. 2023; sizes:
+guided_distillation.md (g)) sit beside DiTs (Peebles & Xie 2023; sizes: speed.md (g)) and their
+MicroDiT variants (Sehwag et al. 2024; microdit.md (h), (i)).
 """
 
 import dataclasses
@@ -15,12 +15,38 @@ from torch import nn
 
 from frugaldiff.config import ModelConfig
 from frugaldiff.errors import ConfigError
+from frugaldiff.models.dit import DiT, DiTConfig
 from frugaldiff.models.unet import UNet, UNetConfig
 
-# Family config type → module class; each class takes its config as the only argument.
-MODEL_FAMILIES: dict[type, Callable[..., nn.Module]] = {UNetConfig: UNet}
+FamilyConfig = UNetConfig | DiTConfig
 
-MODEL_SIZES: dict[str, UNetConfig] = {
+# Family config type → module class; each class takes its config as the only argument.
+MODEL_FAMILIES: dict[type, Callable[..., nn.Module]] = {UNetConfig: UNet, DiTConfig: DiT}
+
+
+def _latent_dit(hidden_size: int, depth: int, num_heads: int) -> DiTConfig:
+    """A DiT-x/2 of the paper: 32×32×4 SD-VAE latents (256² images), patch 2, ImageNet classes."""
+    return DiTConfig(
+        image_size=32,
+        in_channels=4,
+        patch_size=2,
+        hidden_size=hidden_size,
+        depth=depth,
+        num_heads=num_heads,
+        num_classes=1000,
+    )
+
+
+# CIFAR-10 pixel DiTs: speed.md (g) (smoke: depth 2, width 64, patch 4; cifar10: DiT-S/2) and
+# microdit.md (i) (the same backbones; deferred adds a mixer of 1×64 / 2×384, naive none).
+_DIT_SMOKE = DiTConfig(
+    image_size=32, patch_size=4, hidden_size=64, depth=2, num_heads=2, num_classes=10
+)
+_DIT_CIFAR10 = DiTConfig(
+    image_size=32, patch_size=2, hidden_size=384, depth=12, num_heads=6, num_classes=10
+)
+
+MODEL_SIZES: dict[str, FamilyConfig] = {
     # Unit tests: 8×8 RGB, every code path (down, up, attention at 4 and in the middle).
     "unet-tiny": UNetConfig(
         image_size=8,
@@ -52,10 +78,25 @@ MODEL_SIZES: dict[str, UNetConfig] = {
         dropout=0.1,
         num_groups=32,
     ),
+    # Unit tests: 8×8 RGB, patch 2 (16 tokens), two blocks of width 32.
+    "dit-tiny": DiTConfig(
+        image_size=8, patch_size=2, hidden_size=32, depth=2, num_heads=2, num_classes=10
+    ),
+    "dit-smoke": _DIT_SMOKE,
+    "microdit-smoke": dataclasses.replace(_DIT_SMOKE, patch_mixer_depth=1, masking="deferred"),
+    "microdit-smoke-naive": dataclasses.replace(_DIT_SMOKE, masking="naive"),
+    "dit-cifar10": _DIT_CIFAR10,
+    "microdit-cifar10": dataclasses.replace(_DIT_CIFAR10, patch_mixer_depth=2, masking="deferred"),
+    "microdit-cifar10-naive": dataclasses.replace(_DIT_CIFAR10, masking="naive"),
+    # Peebles & Xie 2023, Table 1: width / depth / heads.
+    "DiT-S/2": _latent_dit(384, 12, 6),
+    "DiT-B/2": _latent_dit(768, 12, 12),
+    "DiT-L/2": _latent_dit(1024, 24, 16),
+    "DiT-XL/2": _latent_dit(1152, 28, 16),
 }
 
 
-def resolve_model_config(cfg: ModelConfig) -> UNetConfig:
+def resolve_model_config(cfg: ModelConfig) -> FamilyConfig:
     """The family config of `cfg.name` with the overrides applied (and re-validated)."""
     if cfg.name not in MODEL_SIZES:
         close = difflib.get_close_matches(cfg.name, MODEL_SIZES, n=1)

@@ -38,6 +38,7 @@ def metrics_row(path: Path) -> dict[str, object]:
         row["inception_score_note"] = record["metrics"].get("inception_score_note")
         row["git_commit"] = record["provenance"]["git_commit"]
         row["config_hash"] = record["provenance"]["config_hash"]
+        row["train_seed"] = record["provenance"].get("train_seed")
         row["weights_sha256"] = record["provenance"]["weights_sha256"]
     except KeyError as err:
         raise DataError(f"{path}: metrics file lacks key {err}") from err

@@ -30,7 +30,7 @@ from frugaldiff.models.registry import build_model
 from frugaldiff.provenance import config_hash
 from frugaldiff.rng import derive_seed, make_generator, seeded_global_rng
 from frugaldiff.train.ema import make_ema
-from frugaldiff.train.state import checkpoint_payload, load_torch, save_torch
+from frugaldiff.train.state import checkpoint_payload, load_checkpoint, load_torch, save_torch
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,9 @@ class Trainer:
         )
         with seeded_global_rng(derive_seed(cfg.train.seed, "init")):
             self.model = build_model(cfg.model).to(self.device)
+        if cfg.init_checkpoint is not None:
+            # Fine-tuning and follow-up stages start from the earlier run's EMA weights.
+            self.model.load_state_dict(load_checkpoint(cfg.init_checkpoint)["ema"])
         self.ema = make_ema(self.model, cfg.train.ema_decay)
         null_label = self.model.cfg.num_classes  # the label embedder's extra row
         self.objective = DiffusionObjective.from_config(cfg.diffusion, null_label)
