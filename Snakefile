@@ -30,6 +30,16 @@ rule speed:
         study_target("speed"),
 
 
+rule masked:
+    input:
+        study_target("masked"),
+
+
+rule distill:
+    input:
+        study_target("distill"),
+
+
 rule tables:
     input:
         [path for study in STUDIES for path in report_tables(study)],

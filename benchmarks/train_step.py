@@ -62,7 +62,9 @@ def bench(size: str, batch: int, steps: int, warmup: int, device: torch.device, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", nargs="+", default=["unet-smoke", "unet-cifar10"])
+    parser.add_argument(
+        "--sizes", nargs="+", default=["unet-smoke", "unet-cifar10", "dit-smoke", "dit-cifar10"]
+    )
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)

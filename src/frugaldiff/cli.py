@@ -10,10 +10,14 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
 from frugaldiff.errors import FrugaldiffError
+
+if TYPE_CHECKING:  # the CLI imports torch-heavy modules only inside commands
+    from frugaldiff.train.loop import Trainer
 
 log = logging.getLogger("frugaldiff")
 
@@ -30,22 +34,38 @@ def cmd_prepare_data(args: argparse.Namespace) -> None:
     print(f"prepared {meta}")
 
 
+def _drive(trainer: "Trainer", desc: str) -> None:
+    """Resume if possible, then run the trainer to its end under a progress bar."""
+    trainer.install_signal_handlers()
+    trainer.try_resume()
+    bar = tqdm(total=trainer.tc.iterations, initial=trainer.iteration, desc=desc, disable=None)
+    for record in trainer.steps():
+        bar.update(1)
+        bar.set_postfix(loss=f"{record.loss:.4f}", img_s=f"{record.images_per_second:.0f}")
+    bar.close()
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from frugaldiff.config import load_run_config
     from frugaldiff.train.loop import Trainer
 
     cfg = load_run_config(args.config)
-    ckpt_paths = {k: args.ckpt_dir / f"iter{k}.pt" for k in cfg.train.ckpt_iters}
     trainer = Trainer(cfg, args.data, args.state_dir)
-    trainer.install_signal_handlers()
-    trainer.try_resume()
-    bar = tqdm(total=cfg.train.iterations, initial=trainer.iteration, desc=cfg.name, disable=None)
-    for record in trainer.steps():
-        bar.update(1)
-        bar.set_postfix(loss=f"{record.loss:.4f}", img_s=f"{record.images_per_second:.0f}")
-    bar.close()
-    trainer.publish(ckpt_paths, args.metrics_out)
+    _drive(trainer, cfg.name)
+    ckpt_paths = {k: args.ckpt_dir / f"iter{k}.pt" for k in cfg.train.ckpt_iters}
+    trainer.publish(ckpt_paths, args.metrics_out, args.summary_out)
     print(f"trained {cfg.name} to iteration {trainer.iteration}")
+
+
+def cmd_halve(args: argparse.Namespace) -> None:
+    from frugaldiff.config import load_run_config
+    from frugaldiff.train.loop import Trainer
+
+    cfg = load_run_config(args.config)
+    trainer = Trainer(cfg, args.data, args.state_dir, str(args.teacher), args.student_steps)
+    _drive(trainer, f"{cfg.name} n{args.student_steps}")
+    trainer.publish({trainer.tc.iterations: args.out}, args.metrics_out, args.summary_out)
+    print(f"halved {cfg.name} to {args.student_steps} steps")
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
@@ -94,7 +114,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from frugaldiff.report.build import build_report
 
-    written = build_report(args.metrics, args.out_dir, args.tier, args.study)
+    written = build_report(args.metrics, args.summaries, args.out_dir, args.tier, args.study)
     print("\n".join(str(p) for p in written))
 
 
@@ -122,7 +142,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state-dir", type=Path, required=True)
     p.add_argument("--ckpt-dir", type=Path, required=True)
     p.add_argument("--metrics-out", type=Path, required=True)
+    p.add_argument("--summary-out", type=Path, required=True, help="throughput + cost .json")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("halve", help="one progressive-distillation halving (2N -> N steps)")
+    p.add_argument("--config", type=Path, required=True, help="resolved run config (yaml)")
+    p.add_argument("--data", type=Path, required=True, help="train split .npz")
+    p.add_argument("--teacher", type=Path, required=True, help="the 2N-step model checkpoint")
+    p.add_argument("--student-steps", type=int, required=True, help="N")
+    p.add_argument("--state-dir", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="the N-step student checkpoint")
+    p.add_argument("--metrics-out", type=Path, required=True)
+    p.add_argument("--summary-out", type=Path, required=True)
+    p.set_defaults(func=cmd_halve)
 
     p = sub.add_parser("sample", help="draw a sample set from a checkpoint")
     p.add_argument("--config", type=Path, required=True, help="resolved run config (yaml)")
@@ -154,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="tables and figures from metrics files")
     p.add_argument("--metrics", type=Path, nargs="+", required=True)
+    p.add_argument("--summaries", type=Path, nargs="+", required=True, help="train/summary.json")
     p.add_argument("--tier", required=True)
     p.add_argument("--study", required=True, help="baseline | speed | ...")
     p.add_argument("--out-dir", type=Path, required=True)

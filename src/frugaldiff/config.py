@@ -84,6 +84,20 @@ class DiffusionConfig:
 
 
 @dataclass(frozen=True)
+class DistillConfig:
+    """Guided distillation (Meng et al. 2023): which stage a run is, w range, halving budget."""
+
+    stage: str = "none"  # none | guidance (stage 1, init_from = the CFG teacher run)
+    w_min: float = 0.0
+    w_max: float = 4.0
+    start_steps: int = 8  # N0: the stage-1 student's sampler steps, first halving's teacher
+    end_steps: int = 2  # the last halving's student steps
+    halving_iterations: int = 50
+    halving_lr: float = 1e-4  # linear to 0, no warm-up, no EMA, fresh AdamW per halving
+    train_grid: str = "student"  # student | fine (guided_distillation.md (d))
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """One training run's budget, optimiser and checkpoint cadence."""
 
@@ -93,6 +107,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     adam_betas: tuple[float, float] = (0.9, 0.999)
     warmup_iters: int = 50
+    lr_decay: str = "constant"  # constant | linear (to 0 at the last iteration)
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     precision: str = "fp32"  # fp32 | bf16 (autocast)
@@ -137,6 +152,8 @@ class RunSpec:
     study: str = "baseline"  # which report this run belongs to (baseline | speed | ...)
     method: str = "baseline"
     init_from: str | None = None  # another run whose final EMA weights start this one
+    variant: str | None = None  # the label reports group by (default: the method)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     diffusion: dict[str, Any] = field(default_factory=dict)  # overrides of the method block
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -179,7 +196,10 @@ class RunConfig:
     train: TrainConfig
     evaluation: EvaluationConfig
     sample_sets: tuple[SampleSetConfig, ...]
+    init_from: str | None = None
     init_checkpoint: str | None = None  # resolved path of init_from's final checkpoint
+    variant: str = ""
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
 
 def _nearest(key: str, valid: list[str]) -> str:
@@ -348,7 +368,10 @@ def resolve_run(tier: TierConfig, run_name: str, blocks_dir: Path) -> RunConfig:
         train=spec.train,
         evaluation=tier.evaluation,
         sample_sets=spec.sample_sets,
+        init_from=spec.init_from,
         init_checkpoint=final_checkpoint(tier, spec.init_from) if spec.init_from else None,
+        variant=spec.variant or spec.method,
+        distill=spec.distill,
     )
 
 

@@ -32,7 +32,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with torch.no_grad():  # make the zero-initialised output layer non-trivial
         for p in trainer.ema.module.parameters():
             p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(1)))
-    trainer.publish({4: tmp / "iter4.pt"}, tmp / "metrics.jsonl")
+    trainer.publish({4: tmp / "iter4.pt"}, tmp / "metrics.jsonl", tmp / "summary.json")
     (tmp / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg)))
     return tmp / "iter4.pt"
 

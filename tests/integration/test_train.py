@@ -16,6 +16,7 @@ from frugaldiff.config import (
     TrainConfig,
 )
 from frugaldiff.errors import CheckpointError, NumericsError
+from frugaldiff.io import read_json
 from frugaldiff.train.loop import Trainer
 from frugaldiff.train.state import load_checkpoint, load_torch
 
@@ -79,7 +80,11 @@ def test_training_reduces_loss_and_publishes(tiny_dataset: Path, tmp_path: Path)
     cfg = tiny_run(iterations=40, ckpt_iters=(20, 40), lr=3e-3)
     trainer = run_to_end(cfg, tiny_dataset, tmp_path / "state")
     ckpts = {k: tmp_path / "ckpt" / f"iter{k}.pt" for k in (20, 40)}
-    trainer.publish(ckpts, tmp_path / "metrics.jsonl")
+    trainer.publish(ckpts, tmp_path / "metrics.jsonl", tmp_path / "summary.json")
+    summary = read_json(tmp_path / "summary.json")
+    assert summary["images_per_second"] > 0
+    assert summary["forward_flops_per_image"] > 0
+    assert summary["parameters"] == sum(p.numel() for p in trainer.model.parameters())
     payload = load_checkpoint(ckpts[40])
     assert payload["iteration"] == 40
     assert payload["run_config"]["name"] == "tiny"
@@ -126,7 +131,7 @@ def test_missing_or_corrupt_checkpoint_errors(tmp_path: Path) -> None:
 
 def test_init_from_starts_at_the_earlier_runs_ema(tiny_dataset: Path, tmp_path: Path) -> None:
     first = run_to_end(tiny_run(iterations=6, ckpt_iters=(6,)), tiny_dataset, tmp_path / "a")
-    first.publish({6: tmp_path / "iter6.pt"}, tmp_path / "m.jsonl")
+    first.publish({6: tmp_path / "iter6.pt"}, tmp_path / "m.jsonl", tmp_path / "s.json")
     follow = dataclasses.replace(tiny_run(seed=9), init_checkpoint=str(tmp_path / "iter6.pt"))
     trainer = Trainer(follow, tiny_dataset, tmp_path / "b")
     for name, value in trainer.model.state_dict().items():

@@ -25,12 +25,12 @@ def smoke() -> dict:
 
 def test_misspelled_key_names_file_key_and_nearest() -> None:
     data = smoke()
-    data["runs"]["baseline"]["train"]["iteratons"] = 10
+    data["runs"]["speed-baseline"]["train"]["iteratons"] = 10
     with pytest.raises(ConfigError) as err:
         parse_tier_config(data, "configs/smoke.yaml")
     message = str(err.value)
     assert "configs/smoke.yaml" in message
-    assert "runs.baseline.train.iteratons" in message
+    assert "runs.speed-baseline.train.iteratons" in message
     assert "'iterations'" in message
 
 
@@ -46,22 +46,22 @@ def test_bool_is_not_an_int() -> None:
 
 def test_ckpt_iters_beyond_budget_rejected() -> None:
     data = smoke()
-    data["runs"]["baseline"]["train"]["ckpt_iters"] = [50, 10_000]
+    data["runs"]["speed-baseline"]["train"]["ckpt_iters"] = [50, 10_000]
     with pytest.raises(ConfigError, match="ckpt_iters"):
         parse_tier_config(data, "smoke.yaml")
 
 
 def test_unknown_method_block_lists_known(tmp_path: Path) -> None:
     data = smoke()
-    data["runs"]["baseline"]["method"] = "basline"
+    data["runs"]["speed-baseline"]["method"] = "basline"
     tier = parse_tier_config(data, "smoke.yaml")
     with pytest.raises(ConfigError, match=r"expected one of \[.*'baseline'"):
-        resolve_run(tier, "baseline", REPO / "configs")
+        resolve_run(tier, "speed-baseline", REPO / "configs")
 
 
 def test_resolved_config_round_trips(tmp_path: Path) -> None:
     tier = parse_tier_config(smoke(), "smoke.yaml")
-    run = resolve_run(tier, "baseline", REPO / "configs")
+    run = resolve_run(tier, "speed-baseline", REPO / "configs")
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(to_dict(run)))
     assert load_run_config(path) == run
@@ -71,8 +71,8 @@ def test_resolved_config_round_trips(tmp_path: Path) -> None:
 
 def test_run_overrides_method_block() -> None:
     data = smoke()
-    data["runs"]["baseline"]["diffusion"] = {"loss_weighting": {"ceiling": 0.8}}
-    run = resolve_run(parse_tier_config(data, "s.yaml"), "baseline", REPO / "configs")
+    data["runs"]["speed-baseline"]["diffusion"] = {"loss_weighting": {"ceiling": 0.8}}
+    run = resolve_run(parse_tier_config(data, "s.yaml"), "speed-baseline", REPO / "configs")
     assert run.diffusion.loss_weighting.ceiling == 0.8
     assert run.diffusion.loss_weighting.name == "snr"  # kept from the block (deep merge)
     assert run.diffusion.schedule == "linear_beta"

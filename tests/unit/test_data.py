@@ -11,7 +11,7 @@ import torch
 from frugaldiff.config import DataConfig
 from frugaldiff.data.cifar10 import ARCHIVE_ENV, prepare_cifar10, read_archive, verify_md5
 from frugaldiff.data.loader import BatchSchedule, ImageDataset
-from frugaldiff.errors import DataError
+from frugaldiff.errors import DataError, FrugaldiffError
 
 MINI_MD5 = "86f20ebe29323deaf46b1964d8ee1a97"
 
@@ -112,3 +112,12 @@ def test_wrong_image_dtype_is_rejected(tmp_path: Path) -> None:
     np.savez(path, images=np.zeros((4, 3, 8, 8), np.float32), labels=np.zeros(4, np.int64))
     with pytest.raises(DataError, match="uint8"):
         ImageDataset.load(path)
+
+
+def test_unwritable_results_dir_fails_before_work(mini_archive: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    cfg = DataConfig(archive=str(mini_archive), md5=(MINI_MD5,), train_images=10, test_images=10)
+    out = blocker / "data"  # a directory cannot be made under a file, even as root
+    with pytest.raises(FrugaldiffError, match="cannot create output directory"):
+        prepare_cifar10(cfg, out / "train.npz", out / "test.npz", out / "meta.json", tmp_path)

@@ -42,7 +42,7 @@ def test_one_row_per_sample_set_with_measured_values(tmp_path: Path) -> None:
     for it, fid, sec in ((50, 300.0, 0.2), (100, 200.0, 0.3), (150, 100.0, 0.25)):
         paths.append(tmp_path / f"m{it}.json")
         write_json(paths[-1], record(it, fid, sec))
-    written = build_report(paths, tmp_path / "report", "t", "baseline")
+    written = build_report(paths, [], tmp_path / "report", "t", "baseline")
     assert all(p.stat().st_size > 0 for p in written)
     table = pd.read_csv(tmp_path / "report" / "tables" / "fid_over_training.csv")
     assert table["iteration"].tolist() == [50, 100, 150]
@@ -61,4 +61,4 @@ def test_malformed_metrics_file_is_named(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     write_json(bad, {"run": "x"})
     with pytest.raises(DataError, match=r"bad\.json: metrics file lacks key"):
-        build_report([bad], tmp_path / "report", "t", "baseline")
+        build_report([bad], [], tmp_path / "report", "t", "baseline")

@@ -76,30 +76,50 @@ def test_misspelled_key_fails_before_any_job(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_smoke_dag_end_to_end_then_nothing_to_do(tmp_path: Path) -> None:
-    results = tmp_path / "results"
-    snakemake("--cores", "2", "--config", f"results_dir={results}")
-    report = results / "smoke" / "report" / "baseline"
-    for name in (
-        "tables/fid_over_training.csv",
-        "tables/fid_over_training.md",
-        "tables/fid_over_training.tex",
-        "tables/summary.csv",
-        "figures/fid_vs_iteration.png",
-        "figures/fid_vs_iteration.pdf",
-        "metrics_tidy.csv",
-    ):
-        assert (report / name).stat().st_size > 0, name
     import pandas as pd
 
-    table = pd.read_csv(report / "tables" / "fid_over_training.csv")
-    assert sorted(table["iteration"]) == [50, 100, 150]
-    assert table["fid"].notna().all()
-    assert (table["fid"] > 0).all()
-    assert (table["nfe_per_image"] == 16).all()
-    assert (table["inception_score"] == "n/a (no logits weights)").all()
-    speed = pd.read_csv(results / "smoke" / "report" / "speed" / "tables" / "summary.csv")
+    results = tmp_path / "results"
+    snakemake("--cores", "2", "--config", f"results_dir={results}")
+    report = results / "smoke" / "report"
+    for study, tables, figures in (
+        ("speed", ["speedup"], []),
+        ("masked", ["masked_fid_vs_ratio"], ["fid_vs_mask_ratio", "fid_vs_training_cost"]),
+        ("distill", ["distill_fid_is"], ["fid_vs_steps"]),
+    ):
+        for name in ["fid_over_training", *tables]:
+            for fmt in ("csv", "md", "tex"):
+                assert (report / study / "tables" / f"{name}.{fmt}").stat().st_size > 0
+        for name in ["fid_vs_iteration", *figures]:
+            for fmt in ("png", "pdf"):
+                assert (report / study / "figures" / f"{name}.{fmt}").stat().st_size > 0
+        tidy = pd.read_csv(report / study / "metrics_tidy.csv")
+        fid = tidy[tidy["metric"] == "fid"]["value"]
+        assert fid.notna().all()
+        assert (fid > 0).all()
+
+    speed = pd.read_csv(report / "speed" / "tables" / "speedup.csv")
     assert speed["variant"].tolist() == ["baseline", "speed-sampler", "speed-weighting", "speed"]
     assert speed.set_index("variant").loc["baseline", "speed-up (measured)"] == "1"
-    assert (results / "smoke" / "report" / "speed" / "figures" / "fid_vs_iteration.png").is_file()
+
+    masked = pd.read_csv(report / "masked" / "tables" / "masked_fid_vs_ratio.csv")
+    assert sorted(zip(masked["variant"], masked["mask_ratio"], strict=True)) == [
+        ("deferred", 0.5),
+        ("deferred", 0.75),
+        ("naive", 0.5),
+        ("naive", 0.75),
+        ("unmasked", 0.0),
+    ]
+    assert masked[masked["mask_ratio"] > 0]["FID after FT"].notna().all()
+    flops = masked.set_index(["variant", "mask_ratio"])["train GFLOP/img"]
+    assert flops[("deferred", 0.75)] < flops[("deferred", 0.5)] < flops[("unmasked", 0.0)]
+
+    distill = pd.read_csv(report / "distill" / "tables" / "distill_fid_is.csv")
+    students = distill[distill["method"] != "teacher"]
+    assert sorted(set(students["steps"])) == [2, 4, 8]
+    assert (students["NFE"] == students["steps"]).all()
+    teacher = distill[(distill["method"] == "teacher") & (distill["w"] > 0)]
+    assert (teacher["NFE"] == 2 * teacher["steps"]).all()
+    assert set(distill["sampler"]) == {"D", "S"}
+
     again = snakemake("-n", "--cores", "2", "--config", f"results_dir={results}")
     assert "Nothing to be done" in again.stdout + again.stderr

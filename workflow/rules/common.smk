@@ -39,7 +39,8 @@ wildcard_constraints:
     run="|".join(TIER.runs),
     block="data|evaluation",
     split="train|test",
-    iteration=r"\d+",
+    ckpt=r"iter\d+|n\d+",
+    n=r"\d+",
     solver=r"[a-z_]+",
     steps=r"\d+",
     w=r"\d+(\.\d+)?",
@@ -51,7 +52,8 @@ def run_path(*parts):
     return str(Path(RESULTS, "{run}", *parts))
 
 
-SAMPLE_SET = "iter{iteration}/{solver}-s{steps}-w{w}"
+# A sample set of checkpoint {ckpt}: "iter<k>" of a training run or "n<N>" of a halving.
+SAMPLE_SET = "{ckpt}/{solver}-s{steps}-w{w}"
 
 
 def resources_for(kind, key):
@@ -88,31 +90,82 @@ def reference_for_run(wildcards):
     return f"{RESULTS}/reference/cifar10-{TIER.evaluation.reference_split}.npz"
 
 
+def halvings_of(run):
+    """Student step counts of the run's halvings (empty unless it is a stage-1 student)."""
+    from frugaldiff.distill.progressive import halving_chain
+
+    d = TIER.runs[run].distill
+    return halving_chain(d.start_steps, d.end_steps) if d.stage == "guidance" else []
+
+
 def metrics_of(run):
-    """Every metrics file of `run`: checkpoint x sample set."""
+    """Every metrics file of `run`: checkpoint x sample set, plus each halving's own grid."""
     spec = TIER.runs[run]
-    return [
+    paths = [
         f"{RESULTS}/{run}/metrics/iter{k}/{s.solver}-s{s.steps}-w{s.w:g}.json"
         for k in spec.train.ckpt_iters
         for s in spec.sample_sets
     ]
+    solvers = sorted({(s.solver, s.w) for s in spec.sample_sets})
+    for n in halvings_of(run):
+        paths += [f"{RESULTS}/{run}/metrics/n{n}/{solver}-s{n}-w{w:g}.json" for solver, w in solvers]
+    return paths
+
+
+def halving_teacher(wildcards):
+    """The 2N-step model that teaches the N-step student: a halving or the stage-1 student."""
+    n, d = int(wildcards.n), TIER.runs[wildcards.run].distill
+    if 2 * n == d.start_steps:
+        last = TIER.runs[wildcards.run].train.ckpt_iters[-1]
+        return f"{RESULTS}/{wildcards.run}/ckpt/iter{last}.pt"
+    return f"{RESULTS}/{wildcards.run}/halving/n{2 * n}/ckpt.pt"
+
+
+def halving_teacher_input(wildcards):
+    """What a halving waits for: the previous halving's file or the stage-1 ckpt folder."""
+    if 2 * int(wildcards.n) == TIER.runs[wildcards.run].distill.start_steps:
+        return f"{RESULTS}/{wildcards.run}/ckpt"
+    return halving_teacher(wildcards)
+
+
+def checkpoint_file(wildcards):
+    """The checkpoint behind sample-set wildcard {ckpt} (iter<k> or n<N>)."""
+    if wildcards.ckpt.startswith("n"):
+        return f"{RESULTS}/{wildcards.run}/halving/{wildcards.ckpt}/ckpt.pt"
+    return f"{RESULTS}/{wildcards.run}/ckpt/{wildcards.ckpt}.pt"
+
+
+def checkpoint_input(wildcards):
+    """What a sample set waits for: the halving's file or the training run's ckpt folder."""
+    if wildcards.ckpt.startswith("n"):
+        return checkpoint_file(wildcards)
+    return f"{RESULTS}/{wildcards.run}/ckpt"
+
+
+def runs_of_study(study):
+    return [name for name, spec in TIER.runs.items() if spec.study == study]
 
 
 def metrics_of_study(wildcards):
     """Metrics files of every run in study `wildcards.study`."""
-    runs = [name for name, spec in TIER.runs.items() if spec.study == wildcards.study]
-    return [path for run in runs for path in metrics_of(run)]
+    return [path for run in runs_of_study(wildcards.study) for path in metrics_of(run)]
+
+
+def summaries_of_study(wildcards):
+    """train/summary.json (throughput, counted FLOPs) of every run and halving in the study."""
+    runs = runs_of_study(wildcards.study)
+    paths = [f"{RESULTS}/{run}/train/summary.json" for run in runs]
+    for run in runs:
+        paths += [f"{RESULTS}/{run}/halving/n{n}/summary.json" for n in halvings_of(run)]
+    return paths
 
 
 def report_tables(study):
-    stem = f"{RESULTS}/report/{study}/tables"
-    return [f"{stem}/{name}.{fmt}" for name in ("fid_over_training", "summary")
-            for fmt in ("csv", "md", "tex")]
+    return [f"{RESULTS}/report/{study}/tables"]
 
 
 def report_figures(study):
-    stem = f"{RESULTS}/report/{study}/figures/fid_vs_iteration"
-    return [f"{stem}.{fmt}" for fmt in ("png", "pdf")]
+    return [f"{RESULTS}/report/{study}/figures"]
 
 
 def report_outputs(study):

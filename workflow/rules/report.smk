@@ -4,14 +4,12 @@ localrules:
 
 rule make_report:
     input:
-        metrics_of_study,
+        metrics=metrics_of_study,
+        summaries=summaries_of_study,
     output:
         tidy=f"{RESULTS}/report/{{study}}/metrics_tidy.csv",
-        tables=multiext(
-            f"{RESULTS}/report/{{study}}/tables/fid_over_training", ".csv", ".md", ".tex"
-        ),
-        summary=multiext(f"{RESULTS}/report/{{study}}/tables/summary", ".csv", ".md", ".tex"),
-        figures=multiext(f"{RESULTS}/report/{{study}}/figures/fid_vs_iteration", ".png", ".pdf"),
+        tables=directory(f"{RESULTS}/report/{{study}}/tables"),
+        figures=directory(f"{RESULTS}/report/{{study}}/figures"),
     params:
         tier=TIER.tier,
     log:
@@ -20,7 +18,8 @@ rule make_report:
         ENVIRONMENT
     shell:
         "frugaldiff report"
-        " --metrics {input}"
+        " --metrics {input.metrics}"
+        " --summaries {input.summaries}"
         " --tier {params.tier}"
         " --study {wildcards.study}"
         " --out-dir $(dirname {output.tidy})"

@@ -1,11 +1,13 @@
 rule generate_samples:
     input:
         config=run_path("config.yaml"),
-        ckpts=run_path("ckpt"),
+        ckpt=checkpoint_input,
     output:
         images=run_path("samples", SAMPLE_SET, "images.npz"),
         grid=run_path("samples", SAMPLE_SET, "grid.png"),
         meta=run_path("samples", SAMPLE_SET, "meta.json"),
+    params:
+        ckpt_file=checkpoint_file,
     log:
         run_path("logs/generate_samples", f"{SAMPLE_SET}.log"),
     benchmark:
@@ -20,7 +22,7 @@ rule generate_samples:
     shell:
         "frugaldiff --threads {threads} sample"
         " --config {input.config}"
-        " --checkpoint {input.ckpts}/iter{wildcards.iteration}.pt"
+        " --checkpoint {params.ckpt_file}"
         " --solver {wildcards.solver}"
         " --steps {wildcards.steps}"
         " --w {wildcards.w}"

@@ -18,7 +18,7 @@ import numpy as np
 from frugaldiff.config import DataConfig
 from frugaldiff.data.images import check_images
 from frugaldiff.errors import DataError
-from frugaldiff.io import atomic_write, write_json, write_npz
+from frugaldiff.io import atomic_write, ensure_writable_dir, write_json, write_npz
 from frugaldiff.provenance import md5_file
 
 log = logging.getLogger(__name__)
@@ -112,6 +112,8 @@ def prepare_cifar10(
     cfg: DataConfig, train_out: Path, test_out: Path, meta_out: Path, download_dir: Path
 ) -> dict[str, object]:
     """Write the train and test .npz files (then meta.json, last) and return the metadata."""
+    for target in (train_out, test_out, meta_out):
+        ensure_writable_dir(target.parent)  # fail before the archive is read
     archive = locate_archive(cfg, download_dir)
     md5 = verify_md5(archive, cfg.md5)
     splits = read_archive(archive)

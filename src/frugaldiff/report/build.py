@@ -1,51 +1,115 @@
-"""`frugaldiff report`: a study's metrics files -> results/<tier>/report/<study>/.
+"""`frugaldiff report`: a study's metrics and run summaries -> results/<tier>/report/<study>/.
 
-Every study writes the same fixed set of files, so one rule declares them: the tidy frame, the
-FID-over-training table, a summary table in the shape of the study's paper table (SpeeD's
-speed-up for `speed`; the FID-over-training table itself for `baseline`) and the FID-vs-iteration
-figure. Studies add their own summary builder to STUDY_SUMMARIES.
+Every study writes metrics_tidy.csv, tables/ (each table as CSV, Markdown and LaTeX) and
+figures/ (PNG and PDF): the common FID-over-training table and figure, plus the tables and
+figures in the shape of the study's paper (STUDY_BUILDERS; SpeeD's speed-up table, MicroDiT's
+masking ablation).
 """
 
 from collections.abc import Callable
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pandas as pd
 
-from frugaldiff.errors import ConfigError
-from frugaldiff.io import atomic_write
+from frugaldiff.errors import ConfigError, DataError
+from frugaldiff.io import atomic_write, read_json
 from frugaldiff.report.collect import collect_metrics
+from frugaldiff.report.distill import distill_table, fid_vs_steps
+from frugaldiff.report.masking import fid_vs_mask_ratio, fid_vs_training_cost, masked_table
 from frugaldiff.report.plots import fid_vs_iteration, save_figure
 from frugaldiff.report.speedup import speedup_table
 from frugaldiff.report.tables import fid_over_training, write_table
 
-STUDY_SUMMARIES: dict[str, tuple[str, Callable[[pd.DataFrame], pd.DataFrame]]] = {
-    "baseline": ("FID over training (measured)", fid_over_training),
-    "speed": (
-        "SpeeD: FID per checkpoint and speed-up = baseline iterations to its final FID / "
-        "variant iterations to the same FID (log-iteration interpolation); paper column: the "
-        "abstract's ~3x claim",
-        speedup_table,
-    ),
+Tables = dict[str, tuple[str, pd.DataFrame]]  # name -> (caption, table)
+Figures = dict[str, plt.Figure]
+StudyBuilder = Callable[[pd.DataFrame, pd.DataFrame, str], tuple[Tables, Figures]]
+
+
+def baseline_study(
+    tidy: pd.DataFrame, summaries: pd.DataFrame, tier: str
+) -> tuple[Tables, Figures]:
+    return {}, {}
+
+
+def speed_study(tidy: pd.DataFrame, summaries: pd.DataFrame, tier: str) -> tuple[Tables, Figures]:
+    caption = (
+        "SpeeD: FID per checkpoint and speed-up = baseline iterations to its final FID / variant "
+        "iterations to the same FID (log-iteration interpolation); paper column: the abstract's "
+        f"claim; tier {tier}"
+    )
+    return {"speedup": (caption, speedup_table(tidy))}, {}
+
+
+def masked_study(tidy: pd.DataFrame, summaries: pd.DataFrame, tier: str) -> tuple[Tables, Figures]:
+    table = masked_table(tidy, summaries)
+    caption = (
+        "MicroDiT masking ablation: FID after pre-training and after unmasked fine-tuning, "
+        "measured cost; paper column: Fig. 4 (text-to-image, 256², trend only); "
+        f"tier {tier}"
+    )
+    figures = {
+        "fid_vs_mask_ratio": fid_vs_mask_ratio(table, f"masked: FID vs mask ratio ({tier})"),
+        "fid_vs_training_cost": fid_vs_training_cost(table, f"masked: FID vs cost ({tier})"),
+    }
+    return {"masked_fid_vs_ratio": (caption, table)}, figures
+
+
+def distill_study(tidy: pd.DataFrame, summaries: pd.DataFrame, tier: str) -> tuple[Tables, Figures]:
+    table = distill_table(tidy)
+    caption = (
+        "Guided distillation: FID over steps x w x sampler (D deterministic, S stochastic) with "
+        "measured NFE and seconds per 1k images; paper column: 1-step FID cited by DMD; "
+        f"tier {tier}"
+    )
+    figures = {"fid_vs_steps": fid_vs_steps(table, f"distill: FID vs steps per w ({tier})")}
+    return {"distill_fid_is": (caption, table)}, figures
+
+
+STUDY_BUILDERS: dict[str, StudyBuilder] = {
+    "distill": distill_study,
+    "baseline": baseline_study,
+    "speed": speed_study,
+    "masked": masked_study,
 }
 
 
-def build_report(metrics_paths: list[Path], out_dir: Path, tier: str, study: str) -> list[Path]:
-    """Write the study's tidy frame, tables and figure under out_dir; return every path."""
-    if study not in STUDY_SUMMARIES:
-        raise ConfigError(f"study={study!r}; expected one of {sorted(STUDY_SUMMARIES)}")
+def load_summaries(paths: list[Path]) -> pd.DataFrame:
+    """train/summary.json of each run -> one frame (run, images_per_second, FLOPs, ...)."""
+    rows = [read_json(p) for p in paths]
+    for path, row in zip(paths, rows, strict=True):
+        if "run" not in row:
+            raise DataError(f"{path}: run summary lacks key 'run'")
+    return pd.DataFrame(rows, columns=None if rows else ["run"])
+
+
+def build_report(
+    metrics_paths: list[Path], summary_paths: list[Path], out_dir: Path, tier: str, study: str
+) -> list[Path]:
+    """Write the study's tidy frame, tables and figures under out_dir; return every path."""
+    if study not in STUDY_BUILDERS:
+        raise ConfigError(f"study={study!r}; expected one of {sorted(STUDY_BUILDERS)}")
     tidy = collect_metrics(metrics_paths)
+    summaries = load_summaries(summary_paths)
     written = []
     tidy_path = out_dir / "metrics_tidy.csv"
     with atomic_write(tidy_path) as tmp:
         tidy.to_csv(tmp, index=False)
     written.append(tidy_path)
-    written += write_table(
-        fid_over_training(tidy),
-        out_dir / "tables" / "fid_over_training",
-        f"FID over training, study {study}, tier {tier} (measured; N images per set in n_images)",
-    )
-    caption, builder = STUDY_SUMMARIES[study]
-    written += write_table(builder(tidy), out_dir / "tables" / "summary", f"{caption}; tier {tier}")
-    figure = fid_vs_iteration(tidy, f"{study}: FID vs training iteration ({tier} tier)")
-    written += save_figure(figure, out_dir / "figures" / "fid_vs_iteration")
+    tables: Tables = {
+        "fid_over_training": (
+            f"FID over training, study {study}, tier {tier} (measured; N images in n_images)",
+            fid_over_training(tidy),
+        )
+    }
+    figures: Figures = {
+        "fid_vs_iteration": fid_vs_iteration(tidy, f"{study}: FID vs training iteration ({tier})")
+    }
+    extra_tables, extra_figures = STUDY_BUILDERS[study](tidy, summaries, tier)
+    tables.update(extra_tables)
+    figures.update(extra_figures)
+    for name, (caption, table) in tables.items():
+        written += write_table(table, out_dir / "tables" / name, caption)
+    for name, figure in figures.items():
+        written += save_figure(figure, out_dir / "figures" / name)
     return written

@@ -26,6 +26,7 @@ ID_COLUMNS = (
     "n_reference",
     "reference_split",
 )
+OPTIONAL_COLUMNS = ("variant", "mask_ratio", "init_from", "student_steps")
 METRICS = ("fid", "fid_cleanfid", "kid_mean", "kid_std", "inception_score")
 
 
@@ -34,6 +35,7 @@ def metrics_row(path: Path) -> dict[str, object]:
     record = read_json(path)
     try:
         row = {key: record[key] for key in ID_COLUMNS}
+        row.update({key: record.get(key) for key in OPTIONAL_COLUMNS})
         row.update({key: record["metrics"][key] for key in METRICS})
         row["inception_score_note"] = record["metrics"].get("inception_score_note")
         row["git_commit"] = record["provenance"]["git_commit"]
@@ -52,6 +54,9 @@ def collect_metrics(paths: Iterable[Path]) -> pd.DataFrame:
     if not rows:
         raise DataError("no metrics files given to the report")
     wide = pd.DataFrame(rows)
+    wide["variant"] = wide["variant"].fillna(wide["method"])
+    # 0 = not a distilled student (stage-1 and halving students carry their step count).
+    wide["student_steps"] = wide["student_steps"].fillna(0).astype(int)
     keep = [c for c in wide.columns if c not in METRICS]
     tidy = wide.melt(id_vars=keep, value_vars=list(METRICS), var_name="metric", value_name="value")
     return tidy.sort_values(["run", "iteration", "solver", "steps", "w", "metric"]).reset_index(

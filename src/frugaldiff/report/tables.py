@@ -16,7 +16,7 @@ TABLE_FORMATS = ("csv", "md", "tex")
 
 def fid_over_training(tidy: pd.DataFrame) -> pd.DataFrame:
     """One row per (run, iteration, sample set): FID, clean-fid FID, KID, IS, NFE, s/image."""
-    keys = ["run", "method", "iteration", "solver", "steps", "w"]
+    keys = ["run", "method", "student_steps", "iteration", "solver", "steps", "w"]
     facts = ["nfe_per_image", "seconds_per_image", "n_images", "n_reference"]
     wide = tidy.pivot(index=keys, columns="metric", values="value").reset_index()
     wide.columns.name = None

@@ -22,6 +22,9 @@ from frugaldiff.data.images import image_grid, to_uint8
 from frugaldiff.devices import resolve_device
 from frugaldiff.diffusion.parameterization import broadcast_like, x0_from
 from frugaldiff.diffusion.schedule import NoiseSchedule, build_schedule_by_name
+from frugaldiff.distill.guided import load_guided_model
+from frugaldiff.distill.sampling import student_denoiser
+from frugaldiff.errors import ConfigError
 from frugaldiff.io import atomic_write, write_npz
 from frugaldiff.models.registry import build_model
 from frugaldiff.rng import derive_seed, make_generator
@@ -66,23 +69,60 @@ class SampleRequest:
     device: str
 
 
+class CountingNetwork:
+    """Wraps a w-conditioned student so its rows count towards the measured NFE."""
+
+    def __init__(self, model: torch.nn.Module, counter: RowCounter) -> None:
+        self.model, self.counter = model, counter
+
+    def __call__(self, z: torch.Tensor, t: torch.Tensor, labels: torch.Tensor, w: torch.Tensor):
+        self.counter.rows += z.shape[0]
+        return self.model(z, t, labels, w)
+
+
 class SampleSetDrawer:
-    """Loads a checkpoint's EMA weights once and draws batches of a sample set."""
+    """Loads a checkpoint's EMA weights once and draws batches of a sample set.
+
+    A plain checkpoint is sampled with classifier-free guidance at w (2 NFE per step when
+    w != 0); a w-conditioned student (stage 1 or a halving, `guidance_w_max` in the checkpoint)
+    takes w as an input (1 NFE per step), and a halving's student only on its own step grid.
+    """
 
     def __init__(self, request: SampleRequest) -> None:
         payload = load_checkpoint(request.checkpoint)
         self.request = request
         self.run = from_dict(RunConfig, payload["run_config"], f"{request.checkpoint}:run_config")
         self.device = resolve_device(request.device)
-        self.model = build_model(self.run.model).to(self.device)
-        self.model.load_state_dict(payload["ema"])
-        self.model.eval()
-        schedule = build_schedule_by_name(self.run.diffusion.schedule)
-        self.solver = build_solver(request.sample_set.solver, schedule)
-        self.timesteps = timestep_grid(request.sample_set.steps, schedule).to(self.device)
+        self.w_max = payload.get("guidance_w_max")
+        self.student_steps = payload.get("student_steps")
+        self.iteration = int(payload["iteration"])
+        if payload.get("halving") and request.sample_set.steps != self.student_steps:
+            raise ConfigError(
+                f"{request.checkpoint}: a {self.student_steps}-step student is sampled on its own "
+                f"grid only; got steps={request.sample_set.steps}"
+            )
+        if self.w_max is None:
+            self.model = build_model(self.run.model)
+            self.model.load_state_dict(payload["ema"])
+        else:
+            self.model = load_guided_model(payload["ema"], self.run.model, self.w_max)
+        self.model.to(self.device).eval()
+        self.schedule = build_schedule_by_name(self.run.diffusion.schedule)
+        self.solver = build_solver(request.sample_set.solver, self.schedule)
+        self.timesteps = timestep_grid(request.sample_set.steps, self.schedule).to(self.device)
         self.counter = RowCounter()
         self.predict_x0 = make_x0_predictor(
-            self.model, schedule, self.run.diffusion.parameterization, self.counter
+            self.model, self.schedule, self.run.diffusion.parameterization, self.counter
+        )
+
+    def denoiser(self, labels: torch.Tensor) -> Callable:
+        """Guided teacher denoiser, or the student's own 1-NFE denoiser, for these labels."""
+        w = self.request.sample_set.w
+        if self.w_max is None:
+            return guided_denoiser(self.predict_x0, labels, self.model.cfg.num_classes, w)
+        network = CountingNetwork(self.model, self.counter)
+        return student_denoiser(
+            network, self.schedule, self.run.diffusion.parameterization, labels, w
         )
 
     def batch(self, index: range) -> tuple[np.ndarray, np.ndarray]:
@@ -94,7 +134,7 @@ class SampleSetDrawer:
         ]
         shape = (arch.in_channels, arch.image_size, arch.image_size)
         x_T = randn_per_image(gens, shape, device=self.device, dtype=torch.float32)  # (b, C, H, W)
-        denoiser = guided_denoiser(self.predict_x0, labels, arch.num_classes, sample_set.w)
+        denoiser = self.denoiser(labels)
         if sample_set.clip_x0:
             denoiser = clip_denoiser(denoiser)
         with torch.inference_mode():
@@ -130,6 +170,9 @@ def generate_samples(
     rows = drawer.counter.rows
     meta = {
         "checkpoint": str(request.checkpoint),
+        "iteration": drawer.iteration,
+        "student_steps": drawer.student_steps,
+        "guidance_w_max": drawer.w_max,
         "solver": request.sample_set.solver,
         "steps": request.sample_set.steps,
         "w": request.sample_set.w,

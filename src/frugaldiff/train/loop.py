@@ -8,6 +8,7 @@ SIGTERM/SIGUSR1 (SLURM preemption); checkpoints at `ckpt_iters` are kept under s
 copied to their declared paths only when the run finishes (declared outputs are written last).
 """
 
+import copy
 import json
 import logging
 import shutil
@@ -23,14 +24,13 @@ import torch
 from frugaldiff.config import RunConfig, to_dict
 from frugaldiff.data.loader import BatchSchedule, ImageDataset
 from frugaldiff.devices import resolve_device
-from frugaldiff.diffusion.objective import DiffusionObjective
 from frugaldiff.errors import FrugaldiffError, NumericsError
-from frugaldiff.io import atomic_write
-from frugaldiff.models.registry import build_model
+from frugaldiff.io import atomic_write, write_json
 from frugaldiff.provenance import config_hash
-from frugaldiff.rng import derive_seed, make_generator, seeded_global_rng
+from frugaldiff.rng import derive_seed, make_generator
 from frugaldiff.train.ema import make_ema
-from frugaldiff.train.state import checkpoint_payload, load_checkpoint, load_torch, save_torch
+from frugaldiff.train.stages import build_stage
+from frugaldiff.train.state import checkpoint_payload, load_torch, save_torch
 
 log = logging.getLogger(__name__)
 
@@ -52,32 +52,38 @@ class StepRecord:
 class Trainer:
     """Owns model, EMA, optimiser and the objective for one run; `steps()` drives it."""
 
-    def __init__(self, cfg: RunConfig, train_data: Path, state_dir: Path) -> None:
+    def __init__(
+        self,
+        cfg: RunConfig,
+        train_data: Path,
+        state_dir: Path,
+        halving_teacher: str | None = None,
+        student_steps: int = 0,
+    ) -> None:
+        stage = build_stage(cfg, halving_teacher, student_steps)
         self.cfg = cfg
+        self.tc = tc = stage.train  # the run's train config, or a halving's (train/stages.py)
+        self.extras = stage.extras
         self.state_dir = state_dir
-        self.device = resolve_device(cfg.train.device)
+        self.device = resolve_device(tc.device)
         self.dataset = ImageDataset.load(train_data)
-        self.batches = BatchSchedule(
-            self.dataset, cfg.train.batch_size, cfg.train.seed, cfg.train.hflip
-        )
-        with seeded_global_rng(derive_seed(cfg.train.seed, "init")):
-            self.model = build_model(cfg.model).to(self.device)
-        if cfg.init_checkpoint is not None:
-            # Fine-tuning and follow-up stages start from the earlier run's EMA weights.
-            self.model.load_state_dict(load_checkpoint(cfg.init_checkpoint)["ema"])
-        self.ema = make_ema(self.model, cfg.train.ema_decay)
-        null_label = self.model.cfg.num_classes  # the label embedder's extra row
-        self.objective = DiffusionObjective.from_config(cfg.diffusion, null_label)
-        tc = cfg.train
+        self.batches = BatchSchedule(self.dataset, tc.batch_size, tc.seed, tc.hflip)
+        self.model = stage.model.to(self.device)
+        self.objective = stage.objective
+        if stage.teacher is not None:
+            stage.teacher.to(self.device)  # in place: the objective holds the same module
+        self.ema = make_ema(self.model, tc.ema_decay)
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=tc.lr, betas=tc.adam_betas, weight_decay=tc.weight_decay
         )
-        warmup = max(tc.warmup_iters, 1)
+        warmup, total = max(tc.warmup_iters, 1), tc.iterations
+        linear = tc.lr_decay == "linear"
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda it: min(1.0, (it + 1) / warmup)
+            self.optimizer,
+            lambda it: min(1.0, (it + 1) / warmup) * ((1.0 - it / total) if linear else 1.0),
         )
         self.config_dict = to_dict(cfg)
-        self.config_hash = config_hash(self.config_dict)
+        self.config_hash = config_hash({"run": self.config_dict, "halving": student_steps})
         self.iteration = 0
         self._stop_signal: int | None = None
 
@@ -144,7 +150,7 @@ class Trainer:
     # ---- the loop ----------------------------------------------------------------------
     def step(self) -> float:
         """One optimiser update at self.iteration; returns the mean loss."""
-        tc = self.cfg.train
+        tc = self.tc
         images, labels = self.batches.batch(self.iteration)
         images, labels = images.to(self.device), labels.to(self.device)
         generator = make_generator(derive_seed(tc.seed, "train-step", self.iteration), self.device)
@@ -167,8 +173,8 @@ class Trainer:
         return float(loss.item())
 
     def steps(self) -> Iterator[StepRecord]:
-        """Run to cfg.train.iterations, yielding after every update."""
-        tc = self.cfg.train
+        """Run to the stage's iterations, yielding after every update."""
+        tc = self.tc
         tick, tick_iter = time.perf_counter(), self.iteration
         while self.iteration < tc.iterations:
             if self._stop_signal is not None:
@@ -196,9 +202,12 @@ class Trainer:
             if self.iteration in tc.ckpt_iters:
                 save_torch(
                     self.ckpt_state_path(self.iteration),
-                    checkpoint_payload(
-                        self.model, self.ema.module, self.config_dict, self.iteration
-                    ),
+                    {
+                        **checkpoint_payload(
+                            self.model, self.ema.module, self.config_dict, self.iteration
+                        ),
+                        **self.extras,
+                    },
                 )
             if self.iteration % tc.state_every_iters == 0 or self.iteration in tc.ckpt_iters:
                 self.save_state()
@@ -212,11 +221,51 @@ class Trainer:
         with self.metrics_path.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
 
-    def publish(self, ckpt_paths: dict[int, Path], metrics_out: Path) -> None:
-        """Copy finished checkpoints and the metrics log to their declared paths, last."""
+    def cost(self) -> dict[str, float]:
+        """Parameters and counted training FLOPs per image of one objective step (forward x3).
+
+        FLOPs are counted by torch's FlopCounterMode on one CPU copy of a batch of 2 through
+        the objective, so masking (fewer tokens) and MoE routing show up as they run.
+        """
+        from torch.utils.flop_counter import FlopCounterMode
+
+        model = copy.deepcopy(self.model).cpu()
+        images, labels = self.batches.batch(0)
+        generator = make_generator(0)
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            self.objective.loss(model, images[:2], labels[:2], generator)
+        forward = counter.get_total_flops() / 2
+        return {
+            "parameters": float(sum(p.numel() for p in self.model.parameters())),
+            "forward_flops_per_image": float(forward),
+            "train_flops_per_image": 3.0 * forward,  # backward ≈ 2x forward
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """Measured throughput (median of the logged rates) and the counted cost of the run."""
+        rates = [
+            json.loads(ln)["images_per_second"]
+            for ln in self.metrics_path.read_text().splitlines()
+            if ln
+        ]
+        rates.sort()
+        median = rates[len(rates) // 2] if rates else float("nan")
+        return {
+            "run": self.cfg.name,
+            "iterations": self.iteration,
+            "batch_size": self.tc.batch_size,
+            "device": str(self.device),
+            "images_per_second": median,
+            "step_seconds": self.tc.batch_size / median if median else float("nan"),
+            **self.cost(),
+        }
+
+    def publish(self, ckpt_paths: dict[int, Path], metrics_out: Path, summary_out: Path) -> None:
+        """Copy finished checkpoints, the metrics log and the run summary to their paths, last."""
         for iteration, target in ckpt_paths.items():
             source = self.ckpt_state_path(iteration)
             with atomic_write(target) as tmp:
                 shutil.copyfile(source, tmp)
         with atomic_write(metrics_out) as tmp:
             shutil.copyfile(self.metrics_path, tmp)
+        write_json(summary_out, self.summary())

@@ -1,0 +1,123 @@
+"""What a training job trains: plain diffusion, guided distillation stage 1, or one halving.
+
+Each stage is a (network, objective, train config) triple handed to the one Trainer loop, so the
+loop never branches on a method (STYLE.md, smells). Stage 1 (Meng et al. 2023, (e)) starts a
+w-conditioned student from the CFG teacher's EMA weights; a halving ((f)) starts the N-step
+student as a copy of the 2N-step model and trains it with a fresh AdamW, lr linear to 0, no
+warm-up and no EMA (decay 0: the "EMA" is the raw weights).
+"""
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from frugaldiff.config import RunConfig, TrainConfig
+from frugaldiff.diffusion.objective import DiffusionObjective
+from frugaldiff.diffusion.schedule import build_schedule_by_name
+from frugaldiff.diffusion.weighting import build_loss_weighting
+from frugaldiff.distill.guided import (
+    GuidanceDistillationObjective,
+    init_student_from_teacher,
+    load_guided_model,
+)
+from frugaldiff.distill.progressive import ProgressiveDistillationObjective
+from frugaldiff.errors import CheckpointError, ConfigError
+from frugaldiff.models.registry import build_model
+from frugaldiff.rng import derive_seed, seeded_global_rng
+from frugaldiff.train.state import load_checkpoint
+
+STAGES = ("none", "guidance")
+
+
+@dataclass
+class Stage:
+    """A network to train, its objective, the effective train config and checkpoint extras."""
+
+    model: nn.Module
+    objective: Any  # DiffusionObjective or a distillation objective (same loss contract)
+    train: TrainConfig
+    extras: dict[str, Any]  # stored in every checkpoint (w_max, student_steps)
+    teacher: nn.Module | None = None  # frozen network the objective calls (moved to the device)
+
+
+def _teacher_ema(cfg: RunConfig) -> dict[str, torch.Tensor]:
+    if cfg.init_checkpoint is None:
+        raise ConfigError(f"runs.{cfg.name}: distill.stage=guidance needs init_from (the teacher)")
+    return load_checkpoint(cfg.init_checkpoint)["ema"]
+
+
+def build_stage(
+    cfg: RunConfig, halving_teacher: str | None = None, student_steps: int = 0
+) -> Stage:
+    """The stage of run `cfg`; a halving when `halving_teacher` (the 2N-step checkpoint) is set."""
+    d, seed = cfg.distill, derive_seed(cfg.train.seed, "init")
+    if halving_teacher is not None:
+        return _halving(cfg, halving_teacher, student_steps)
+    if d.stage not in STAGES:
+        raise ConfigError(f"runs.{cfg.name}.distill.stage={d.stage!r}; expected one of {STAGES}")
+    if d.stage == "none":
+        with seeded_global_rng(seed):
+            model = build_model(cfg.model)
+        if cfg.init_checkpoint is not None:
+            # Fine-tuning and follow-up stages start from the earlier run's EMA weights.
+            model.load_state_dict(load_checkpoint(cfg.init_checkpoint)["ema"])
+        objective = DiffusionObjective.from_config(cfg.diffusion, model.cfg.num_classes)
+        return Stage(model, objective, cfg.train, {"guidance_w_max": None, "student_steps": None})
+    schedule = build_schedule_by_name(cfg.diffusion.schedule)
+    teacher_state = _teacher_ema(cfg)
+    with seeded_global_rng(seed):
+        teacher = build_model(cfg.model)
+    teacher.load_state_dict(teacher_state)
+    student = init_student_from_teacher(teacher_state, cfg.model, d.w_max, seed=seed)
+    objective = GuidanceDistillationObjective(
+        teacher=teacher,
+        schedule=schedule,
+        parameterization=cfg.diffusion.parameterization,
+        weighting=build_loss_weighting(cfg.diffusion.loss_weighting, schedule),
+        null_label=student.cfg.num_classes,
+        w_range=(d.w_min, d.w_max),
+    )
+    extras = {"guidance_w_max": d.w_max, "student_steps": d.start_steps}
+    return Stage(student, objective, cfg.train, extras, teacher)
+
+
+def _halving(cfg: RunConfig, teacher_path: str, student_steps: int) -> Stage:
+    d = cfg.distill
+    payload = load_checkpoint(teacher_path)
+    if payload.get("guidance_w_max") is None:
+        raise CheckpointError(f"{teacher_path}: not a w-conditioned (stage-1 or halving) model")
+    if payload.get("student_steps") != 2 * student_steps:
+        raise CheckpointError(
+            f"{teacher_path}: a {payload.get('student_steps')}-step model cannot teach a "
+            f"{student_steps}-step student (expected {2 * student_steps})"
+        )
+    schedule = build_schedule_by_name(cfg.diffusion.schedule)
+    # Stage 2 trains raw weights: the previous halving's raw weights, or stage 1's EMA.
+    state = payload["ema"] if payload.get("halving") is None else payload["model"]
+    teacher = load_guided_model(state, cfg.model, d.w_max)
+    student = load_guided_model(state, cfg.model, d.w_max)
+    objective = ProgressiveDistillationObjective(
+        teacher,
+        schedule,
+        student_steps,
+        cfg.diffusion.parameterization,
+        build_loss_weighting(cfg.diffusion.loss_weighting, schedule),
+        (d.w_min, d.w_max),
+        train_grid=d.train_grid,
+    )
+    train = dataclasses.replace(
+        cfg.train,
+        iterations=d.halving_iterations,
+        lr=d.halving_lr,
+        warmup_iters=0,
+        lr_decay="linear",
+        ema_decay=0.0,
+        weight_decay=0.0,
+        ckpt_iters=(d.halving_iterations,),
+        state_every_iters=min(cfg.train.state_every_iters, d.halving_iterations),
+    )
+    extras = {"guidance_w_max": d.w_max, "student_steps": student_steps, "halving": True}
+    return Stage(student, objective, train, extras, teacher)

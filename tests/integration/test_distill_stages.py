@@ -1,0 +1,130 @@
+"""Distillation jobs end to end on a tiny UNet: teacher -> stage 1 -> one halving -> samples."""
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from frugaldiff.config import DiffusionConfig, DistillConfig, SampleSetConfig, WeightingConfig
+from frugaldiff.errors import CheckpointError, ConfigError
+from frugaldiff.sampling.generate import SampleRequest, generate_samples
+from frugaldiff.train.loop import Trainer
+from frugaldiff.train.state import load_checkpoint
+
+from .test_train import tiny_run
+
+DIFFUSION = DiffusionConfig(loss_weighting=WeightingConfig("snr_trunc"))
+DISTILL = DistillConfig(stage="guidance", start_steps=4, end_steps=2, halving_iterations=3)
+
+
+def train(cfg, data: Path, state: Path, **kwargs) -> Trainer:
+    trainer = Trainer(cfg, data, state, **kwargs)
+    for _ in trainer.steps():
+        pass
+    return trainer
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    tmp = tmp_path_factory.mktemp("distill")
+    rng = np.random.default_rng(0)
+    data = tmp / "train.npz"
+    np.savez(
+        data, images=rng.integers(0, 256, (32, 3, 8, 8), dtype=np.uint8), labels=np.arange(32) % 10
+    )
+    base = dataclasses.replace(tiny_run(iterations=4, ckpt_iters=(4,)), diffusion=DIFFUSION)
+    teacher_cfg = dataclasses.replace(base, model=dataclasses.replace(base.model, dropout=0.0))
+    teacher = train(teacher_cfg, data, tmp / "t")
+    teacher.publish({4: tmp / "teacher.pt"}, tmp / "t.jsonl", tmp / "t.json")
+    student_cfg = dataclasses.replace(
+        teacher_cfg, name="student", distill=DISTILL, init_checkpoint=str(tmp / "teacher.pt")
+    )
+    student = train(student_cfg, data, tmp / "s")
+    student.publish({4: tmp / "student.pt"}, tmp / "s.jsonl", tmp / "s.json")
+    halving = train(
+        student_cfg, data, tmp / "h", halving_teacher=str(tmp / "student.pt"), student_steps=2
+    )
+    halving.publish({3: tmp / "n2.pt"}, tmp / "h.jsonl", tmp / "h.json")
+    return {
+        "data": data,
+        "teacher": tmp / "teacher.pt",
+        "student": tmp / "student.pt",
+        "n2": tmp / "n2.pt",
+        "cfg": student_cfg,
+    }
+
+
+def test_checkpoints_record_the_distillation_stage(chain: dict) -> None:
+    student = load_checkpoint(chain["student"])
+    assert student["guidance_w_max"] == 4.0
+    assert student["student_steps"] == 4
+    n2 = load_checkpoint(chain["n2"])
+    assert n2["student_steps"] == 2
+    assert n2["halving"] is True
+    assert n2["iteration"] == 3
+    # No EMA in a halving: the published "EMA" is the raw weights.
+    for key, value in n2["model"].items():
+        assert torch.equal(value, n2["ema"][key]), key
+
+
+def test_halving_teacher_must_have_twice_the_steps(chain: dict, tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="cannot teach"):
+        Trainer(
+            chain["cfg"], chain["data"], tmp_path, halving_teacher=str(chain["n2"]), student_steps=2
+        )
+    with pytest.raises(CheckpointError, match="not a w-conditioned"):
+        Trainer(
+            chain["cfg"],
+            chain["data"],
+            tmp_path,
+            halving_teacher=str(chain["teacher"]),
+            student_steps=2,
+        )
+
+
+def test_stage_one_needs_a_teacher(chain: dict, tmp_path: Path) -> None:
+    cfg = dataclasses.replace(chain["cfg"], init_checkpoint=None)
+    with pytest.raises(ConfigError, match="needs init_from"):
+        Trainer(cfg, chain["data"], tmp_path)
+
+
+@pytest.mark.parametrize("solver", ["ddim", "stochastic"])
+def test_students_sample_with_one_pass_per_step(chain: dict, tmp_path: Path, solver: str) -> None:
+    request = SampleRequest(
+        chain["n2"],
+        SampleSetConfig(solver=solver, steps=2, w=1.0),
+        num_images=4,
+        seed=0,
+        batch_size=4,
+        device="cpu",
+    )
+    meta = generate_samples(request, tmp_path / "x.npz", tmp_path / "x.png")
+    assert meta["nfe_per_image"] == 2
+    assert meta["student_steps"] == 2
+
+
+def test_teacher_guided_costs_two_passes(chain: dict, tmp_path: Path) -> None:
+    request = SampleRequest(
+        chain["teacher"],
+        SampleSetConfig(solver="ddim", steps=4, w=1.0),
+        num_images=4,
+        seed=0,
+        batch_size=4,
+        device="cpu",
+    )
+    assert generate_samples(request, tmp_path / "x.npz", tmp_path / "x.png")["nfe_per_image"] == 8
+
+
+def test_halving_student_only_on_its_own_grid(chain: dict, tmp_path: Path) -> None:
+    request = SampleRequest(
+        chain["n2"],
+        SampleSetConfig(solver="ddim", steps=4, w=0.0),
+        num_images=2,
+        seed=0,
+        batch_size=2,
+        device="cpu",
+    )
+    with pytest.raises(ConfigError, match="own grid"):
+        generate_samples(request, tmp_path / "x.npz", tmp_path / "x.png")
