@@ -12,18 +12,17 @@ the sampler + weighting calls are also timed alone. Nothing is asserted.
 import argparse
 import copy
 import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from train_step import make_train_step, timed
 
 from frugaldiff.config import DiffusionConfig, ModelConfig, from_dict, load_yaml
 from frugaldiff.devices import resolve_device
 from frugaldiff.diffusion.objective import DiffusionObjective
 from frugaldiff.models.registry import build_model
 from frugaldiff.rng import make_generator, seeded_global_rng
-from frugaldiff.train.ema import make_ema
 
 METHODS_DIR = Path(__file__).resolve().parents[1] / "configs" / "method"
 
@@ -38,35 +37,8 @@ def make_step(
 ) -> Callable[[], None]:
     """One training step of `model` (a private copy) under the method block `method`."""
     model = copy.deepcopy(model)
-    ema = make_ema(model, 0.999)
     objective = DiffusionObjective.from_config(method_config(method), model.cfg.num_classes)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    side, channels = model.cfg.image_size, model.cfg.in_channels
-    data = make_generator(0, device)
-    x0 = torch.rand(batch, channels, side, side, device=device, generator=data) * 2 - 1
-    labels = torch.arange(batch, device=device) % model.cfg.num_classes
-    generator = make_generator(1, device)
-
-    def step() -> None:
-        loss = objective.loss(model, x0, labels, generator)[0].mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        ema.update_parameters(model)
-
-    return step
-
-
-def timed(step: Callable[[], None], steps: int, device: torch.device) -> float:
-    """Seconds per step over `steps` steps."""
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / steps
+    return make_train_step(model, objective, batch, device)
 
 
 def lookup_seconds(method: str, batch: int, reps: int, device: torch.device) -> float:

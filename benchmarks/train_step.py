@@ -8,6 +8,7 @@ exactly what train/loop.py runs. Prints one line per size; nothing is asserted.
 
 import argparse
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -19,17 +20,21 @@ from frugaldiff.rng import make_generator
 from frugaldiff.train.ema import make_ema
 
 
-def bench(size: str, batch: int, steps: int, warmup: int, device: torch.device, bf16: bool) -> dict:
-    model = build_model(ModelConfig(name=size)).to(device)
+def make_train_step(
+    model: torch.nn.Module,
+    objective: DiffusionObjective,
+    batch: int,
+    device: torch.device,
+    bf16: bool = False,
+) -> Callable[[], None]:
+    """One training step as train/loop.py runs it: objective, backward, AdamW, EMA update."""
     ema = make_ema(model, 0.999)
-    objective = DiffusionObjective.from_config(DiffusionConfig(), model.cfg.num_classes)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     side, channels = model.cfg.image_size, model.cfg.in_channels
-    x0 = torch.rand(batch, channels, side, side, device=device) * 2 - 1
+    x0 = torch.rand(batch, channels, side, side, device=device, generator=make_generator(0, device))
+    x0 = x0 * 2 - 1  # (B, C, H, W) in [-1, 1]
     labels = torch.arange(batch, device=device) % model.cfg.num_classes
-    generator = make_generator(0, device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
+    generator = make_generator(1, device)
 
     def step() -> None:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -39,8 +44,11 @@ def bench(size: str, batch: int, steps: int, warmup: int, device: torch.device, 
         optimizer.step()
         ema.update_parameters(model)
 
-    for _ in range(warmup):
-        step()
+    return step
+
+
+def timed(step: Callable[[], None], steps: int, device: torch.device) -> float:
+    """Seconds per step over `steps` steps (synchronised on a GPU)."""
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
@@ -48,7 +56,18 @@ def bench(size: str, batch: int, steps: int, warmup: int, device: torch.device, 
         step()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    seconds = (time.perf_counter() - start) / steps
+    return (time.perf_counter() - start) / steps
+
+
+def bench(size: str, batch: int, steps: int, warmup: int, device: torch.device, bf16: bool) -> dict:
+    model = build_model(ModelConfig(name=size)).to(device)
+    objective = DiffusionObjective.from_config(DiffusionConfig(), model.cfg.num_classes)
+    step = make_train_step(model, objective, batch, device, bf16)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    for _ in range(warmup):
+        step()
+    seconds = timed(step, steps, device)
     peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else float("nan")
     return {
         "size": size,

@@ -121,8 +121,9 @@ def moe_blocks(cfg: DiTConfig, depth: int, *, dense_last: bool) -> frozenset[int
     """
     if cfg.ffn != "moe":
         return frozenset()
-    end = depth - 1 if dense_last else depth
-    return frozenset(i for i in range(end) if i % cfg.moe_every == cfg.moe_every - 1)
+    from frugaldiff.models.moe import moe_block_indices  # lazy: moe.py only when asked for
+
+    return frozenset(moe_block_indices(depth, dense_last=dense_last, every=cfg.moe_every))
 
 
 def stack_widths(cfg: DiTConfig, depth: int, *, in_mixer: bool) -> list[BlockWidths]:

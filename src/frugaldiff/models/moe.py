@@ -28,14 +28,15 @@ def expert_capacity(num_tokens: int, num_experts: int, capacity_factor: float) -
     return min(max(k, 1), num_tokens)
 
 
-def moe_block_indices(depth: int, *, dense_last: bool) -> tuple[int, ...]:
-    """Indices of the EC-MoE blocks among `depth` blocks: the odd ones (every other block).
+def moe_block_indices(depth: int, *, dense_last: bool, every: int = 2) -> tuple[int, ...]:
+    """Indices of the EC-MoE blocks among `depth` blocks: i with i % every == every - 1.
 
-    dense_last=True is the backbone rule (i odd and i ≤ L-2: 13 of 28 in XL); the patch-mixer
-    uses dense_last=False (all odd blocks, so 1, 3, 5 of 6 in XL), as the official code does.
+    every=2 is the paper's "every other block". dense_last=True is the backbone rule (i ≤ L-2:
+    13 of 28 in XL); the patch-mixer uses dense_last=False (all odd blocks, so 1, 3, 5 of 6 in
+    XL), as the official code does.
     """
     end = depth - 1 if dense_last else depth
-    return tuple(i for i in range(1, end, 2))
+    return tuple(range(every - 1, end, every))
 
 
 class ExpertChoiceMoE(nn.Module):
