@@ -8,7 +8,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "configs/smoke.yaml"
+# The smoke tier unless the command line names a tier: `--configfile configs/cifar10.yaml`
+# replaces it (Snakemake would otherwise merge both files' run tables).
+if not workflow.overwrite_configfiles:
+
+    configfile: "configs/smoke.yaml"
 
 
 include: "workflow/rules/common.smk"

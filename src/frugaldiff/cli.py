@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
+from frugaldiff import preemption
 from frugaldiff.errors import FrugaldiffError
+from frugaldiff.preemption import Preempted
 
 if TYPE_CHECKING:  # the CLI imports torch-heavy modules only inside commands
     from frugaldiff.train.loop import Trainer
@@ -36,7 +38,6 @@ def cmd_prepare_data(args: argparse.Namespace) -> None:
 
 def _drive(trainer: "Trainer", desc: str) -> None:
     """Resume if possible, then run the trainer to its end under a progress bar."""
-    trainer.install_signal_handlers()
     trainer.try_resume()
     bar = tqdm(total=trainer.tc.iterations, initial=trainer.iteration, desc=desc, disable=None)
     for record in trainer.steps():
@@ -86,7 +87,9 @@ def cmd_sample(args: argparse.Namespace) -> None:
         batch_size=cfg.evaluation.sample_batch_size,
         device=cfg.evaluation.device,
     )
-    meta = generate_samples(request, args.out, args.grid, progress=_progress("sampling"))
+    meta = generate_samples(
+        request, args.out, args.grid, progress=_progress("sampling"), shard_dir=args.shard_dir
+    )
     write_json(args.meta, meta)
     print(f"sampled {meta['num_images']} images, {meta['nfe_per_image']:g} NFE/image")
 
@@ -165,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="images .npz")
     p.add_argument("--grid", type=Path, required=True, help="PNG grid")
     p.add_argument("--meta", type=Path, required=True, help="sampling metadata .json")
+    p.add_argument("--shard-dir", type=Path, help="keep finished batches here; resume from them")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("reference", help="Inception statistics of a dataset split")
@@ -196,14 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
+    preemption.install()  # before torch: a SIGTERM while starting must not kill the job
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     import torch
-
-    from frugaldiff.train.loop import Preempted
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -217,3 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"frugaldiff {args.command}: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Fixtures for the evaluation tests: the CIFAR-10 mini archive read in place, one Inception cache.
+"""Integration fixtures: the CIFAR-10 mini archive read in place, one Inception cache, a checkpoint.
 
 The archive sits in ../shared beside the repository (papers/evaluation.md (c)); train is
 data_batch_1..5 concatenated in file order, test is test_batch; rows are channel-planar.
@@ -10,9 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+import yaml
 
+from frugaldiff.config import to_dict
 from frugaldiff.evaluate.features import InceptionFeatures
 from frugaldiff.provenance import md5_file
+from frugaldiff.train.loop import Trainer
 
 MINI_ARCHIVE = (
     Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cifar-10-mini-python.tar.gz"
@@ -52,3 +56,26 @@ def inception_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def inception(inception_cache: Path) -> InceptionFeatures:
     return InceptionFeatures(inception_cache, device="cpu", batch_size=16)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 4-iteration unet-tiny checkpoint with non-trivial EMA weights, and its config.yaml."""
+    from .test_train import tiny_run
+
+    tmp = tmp_path_factory.mktemp("ckpt")
+    rng = np.random.default_rng(0)
+    data = tmp / "train.npz"
+    np.savez(
+        data, images=rng.integers(0, 256, (32, 3, 8, 8), dtype=np.uint8), labels=np.arange(32) % 10
+    )
+    cfg = tiny_run(iterations=4, ckpt_iters=(4,))
+    trainer = Trainer(cfg, data, tmp / "state")
+    for _ in trainer.steps():
+        pass
+    with torch.no_grad():  # make the zero-initialised output layer non-trivial
+        for p in trainer.ema.module.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(1)))
+    trainer.publish({4: tmp / "iter4.pt"}, tmp / "metrics.jsonl", tmp / "summary.json")
+    (tmp / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg)))
+    return tmp / "iter4.pt"

@@ -4,37 +4,11 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
-import pytest
-import torch
-import yaml
 
 from frugaldiff.cli import EXIT_BAD_INPUT, main
-from frugaldiff.config import SampleSetConfig, to_dict
+from frugaldiff.config import SampleSetConfig
 from frugaldiff.io import read_json
 from frugaldiff.sampling.generate import SampleRequest, generate_samples
-from frugaldiff.train.loop import Trainer
-
-from .test_train import tiny_run
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("ckpt")
-    rng = np.random.default_rng(0)
-    data = tmp / "train.npz"
-    np.savez(
-        data, images=rng.integers(0, 256, (32, 3, 8, 8), dtype=np.uint8), labels=np.arange(32) % 10
-    )
-    cfg = tiny_run(iterations=4, ckpt_iters=(4,))
-    trainer = Trainer(cfg, data, tmp / "state")
-    for _ in trainer.steps():
-        pass
-    with torch.no_grad():  # make the zero-initialised output layer non-trivial
-        for p in trainer.ema.module.parameters():
-            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(1)))
-    trainer.publish({4: tmp / "iter4.pt"}, tmp / "metrics.jsonl", tmp / "summary.json")
-    (tmp / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg)))
-    return tmp / "iter4.pt"
 
 
 def request(ckpt: Path, batch: int, **sample: object) -> SampleRequest:

@@ -13,6 +13,7 @@
 #   <run>/samples/iter<k>/<set>/        images.npz, grid.png, meta.json
 #   <run>/metrics/iter<k>/<set>.json    FID, KID, IS + provenance
 #   report/{tables,figures}/            the tier's tables and plots
+import os
 import sys
 from pathlib import Path
 
@@ -62,6 +63,30 @@ def resources_for(kind, key):
     if spec is None:
         raise ValueError(f"tier config has no resources.{kind} or resources.default")
     return getattr(spec, key)
+
+
+def job_resources(kind):
+    """A rule's `resources:` from the tier config, in the keys the pinned SLURM plugin reads.
+
+    gpu -> sbatch --gpus (gpu_model -> --gpus=<model>:N); runtime grows with the attempt, as a
+    retried job resumes from its state; slurm_extra asks SLURM for SIGTERM before the limit.
+    Partition and account come from FRUGALDIFF_SLURM_PARTITION / FRUGALDIFF_SLURM_ACCOUNT or
+    the profile's default-resources (a rule-level key would override the profile), never from
+    here. Locally Snakemake ignores the SLURM keys.
+    """
+    runtime = resources_for(kind, "runtime")
+    spec = {
+        "mem_mb": resources_for(kind, "mem_mb"),
+        "runtime": lambda wildcards, attempt: runtime * attempt,
+        "gpu": resources_for(kind, "gpus"),
+        "slurm_extra": f"--signal=TERM@{resources_for(kind, 'signal_before_limit_s')}",
+    }
+    if resources_for(kind, "gpu_model"):
+        spec["gpu_model"] = resources_for(kind, "gpu_model")
+    for key, variable in (("slurm_partition", "PARTITION"), ("slurm_account", "ACCOUNT")):
+        if os.environ.get(f"FRUGALDIFF_SLURM_{variable}"):
+            spec[key] = os.environ[f"FRUGALDIFF_SLURM_{variable}"]
+    return spec
 
 
 def resolved_run(wildcards):

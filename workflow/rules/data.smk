@@ -42,8 +42,10 @@ rule prepare_data:
         f"{RESULTS}/logs/prepare_data.log",
     conda:
         ENVIRONMENT
+    resources:
+        **job_resources("default"),
     shell:
-        "frugaldiff prepare-data"
+        "exec frugaldiff prepare-data"
         " --config {input}"
         " --train-out {output.train}"
         " --test-out {output.test}"

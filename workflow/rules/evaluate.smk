@@ -15,11 +15,9 @@ rule reference_stats:
         ENVIRONMENT
     threads: resources_for("evaluate", "cpus")
     resources:
-        mem_mb=resources_for("evaluate", "mem_mb"),
-        runtime=resources_for("evaluate", "runtime"),
-        gpu=resources_for("evaluate", "gpus"),
+        **job_resources("evaluate"),
     shell:
-        "frugaldiff --threads {threads} reference"
+        "exec frugaldiff --threads {threads} reference"
         " --config {input.config}"
         " --data {input.data}"
         " --data-meta {input.meta}"
@@ -46,11 +44,9 @@ rule compute_metrics:
         ENVIRONMENT
     threads: resources_for("evaluate", "cpus")
     resources:
-        mem_mb=resources_for("evaluate", "mem_mb"),
-        runtime=resources_for("evaluate", "runtime"),
-        gpu=resources_for("evaluate", "gpus"),
+        **job_resources("evaluate"),
     shell:
-        "frugaldiff --threads {threads} evaluate"
+        "exec frugaldiff --threads {threads} evaluate"
         " --config {input.config}"
         " --samples {input.samples}"
         " --sample-meta {input.meta}"

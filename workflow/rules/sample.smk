@@ -8,6 +8,8 @@ rule generate_samples:
         meta=run_path("samples", SAMPLE_SET, "meta.json"),
     params:
         ckpt_file=checkpoint_file,
+        # Undeclared on purpose: finished batches survive a preempted job (resume by shard).
+        shard_dir=run_path("samples", SAMPLE_SET, "shards"),
     log:
         run_path("logs/generate_samples", f"{SAMPLE_SET}.log"),
     benchmark:
@@ -16,11 +18,9 @@ rule generate_samples:
         ENVIRONMENT
     threads: resources_for("sample", "cpus")
     resources:
-        mem_mb=resources_for("sample", "mem_mb"),
-        runtime=resources_for("sample", "runtime"),
-        gpu=resources_for("sample", "gpus"),
+        **job_resources("sample"),
     shell:
-        "frugaldiff --threads {threads} sample"
+        "exec frugaldiff --threads {threads} sample"
         " --config {input.config}"
         " --checkpoint {params.ckpt_file}"
         " --solver {wildcards.solver}"
@@ -29,4 +29,5 @@ rule generate_samples:
         " --out {output.images}"
         " --grid {output.grid}"
         " --meta {output.meta}"
+        " --shard-dir {params.shard_dir}"
         " > {log} 2>&1"

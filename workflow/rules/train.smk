@@ -18,11 +18,9 @@ rule train_model:
         ENVIRONMENT
     threads: resources_for("train", "cpus")
     resources:
-        mem_mb=resources_for("train", "mem_mb"),
-        runtime=resources_for("train", "runtime"),
-        gpu=resources_for("train", "gpus"),
+        **job_resources("train"),
     shell:
-        "frugaldiff --threads {threads} train"
+        "exec frugaldiff --threads {threads} train"
         " --config {input.config}"
         " --data {input.data}"
         " --state-dir {params.state_dir}"
@@ -53,11 +51,9 @@ rule halve_steps:
         ENVIRONMENT
     threads: resources_for("train", "cpus")
     resources:
-        mem_mb=resources_for("train", "mem_mb"),
-        runtime=resources_for("train", "runtime"),
-        gpu=resources_for("train", "gpus"),
+        **job_resources("train"),
     shell:
-        "frugaldiff --threads {threads} halve"
+        "exec frugaldiff --threads {threads} halve"
         " --config {input.config}"
         " --data {input.data}"
         " --teacher {params.teacher_file}"

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from frugaldiff.config import RunConfig, SampleSetConfig, from_dict
+from frugaldiff import preemption
+from frugaldiff.config import RunConfig, SampleSetConfig, from_dict, to_dict
 from frugaldiff.data.images import image_grid, to_uint8
 from frugaldiff.devices import resolve_device
 from frugaldiff.diffusion.parameterization import broadcast_like, x0_from
@@ -27,9 +28,11 @@ from frugaldiff.distill.sampling import student_denoiser
 from frugaldiff.errors import ConfigError
 from frugaldiff.io import atomic_write, write_npz
 from frugaldiff.models.registry import build_model
+from frugaldiff.preemption import Preempted
 from frugaldiff.rng import derive_seed, make_generator
 from frugaldiff.sampling.guidance import guided_denoiser
 from frugaldiff.sampling.noise import randn_per_image
+from frugaldiff.sampling.shards import ShardStore
 from frugaldiff.sampling.solvers import build_solver, clip_denoiser, timestep_grid
 from frugaldiff.train.state import load_checkpoint
 
@@ -148,26 +151,62 @@ class SampleSetDrawer:
             yield range(start, min(start + b, n))
 
 
+def request_fingerprint(request: SampleRequest) -> dict[str, Any]:
+    """What makes two requests draw the same images: checkpoint identity, set, seed, batching."""
+    stat = Path(request.checkpoint).stat()
+    return {
+        "checkpoint": str(request.checkpoint),
+        "checkpoint_bytes": stat.st_size,
+        "checkpoint_mtime_ns": stat.st_mtime_ns,
+        "sample_set": to_dict(request.sample_set),
+        "num_images": request.num_images,
+        "seed": request.seed,
+        "batch_size": request.batch_size,
+    }
+
+
 def generate_samples(
     request: SampleRequest,
     out_npz: Path,
     out_grid: Path,
     progress: Callable[[Iterator[range]], Iterable[range]] = iter,
+    shard_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Draw the whole set, write images.npz and a PNG grid (atomically); return its metadata.
 
-    `progress` wraps the batch loop (the CLI passes tqdm).
+    `progress` wraps the batch loop (the CLI passes tqdm). With `shard_dir`, each batch is kept
+    there as it finishes and a SIGTERM/SIGUSR1 stops at the next batch boundary (Preempted);
+    a rerun loads the finished shards and draws only the rest.
     """
     drawer = SampleSetDrawer(request)
-    start_time = time.perf_counter()
+    shards = ShardStore(shard_dir, request_fingerprint(request)) if shard_dir else None
     images, labels = [], []
+    rows, wall, resumed = 0, 0.0, 0
     for index in progress(drawer.ranges()):
-        batch_images, batch_labels = drawer.batch(index)
-        images.append(batch_images)
-        labels.append(batch_labels)
-    wall = time.perf_counter() - start_time
+        done = shards.load(index) if shards else None
+        if done is None:
+            if (signum := preemption.requested()) is not None:
+                raise Preempted(
+                    f"signal {signum}: {len(images)} batches of {request.num_images} images kept "
+                    f"in {shard_dir}; rerun to resume"
+                )
+            start_time, start_rows = time.perf_counter(), drawer.counter.rows
+            batch_images, batch_labels = drawer.batch(index)
+            done = (
+                batch_images,
+                batch_labels,
+                drawer.counter.rows - start_rows,
+                time.perf_counter() - start_time,
+            )
+            if shards:
+                shards.save(index, *done)
+        else:
+            resumed += 1
+        images.append(done[0])
+        labels.append(done[1])
+        rows += done[2]
+        wall += done[3]
     all_images = np.concatenate(images)
-    rows = drawer.counter.rows
     meta = {
         "checkpoint": str(request.checkpoint),
         "iteration": drawer.iteration,
@@ -182,9 +221,12 @@ def generate_samples(
         "nfe_per_image": rows / len(all_images),
         "wall_seconds": wall,
         "seconds_per_image": wall / len(all_images),
+        "resumed_batches": resumed,
     }
     grid = image_grid(all_images[:64], columns=8)
     with atomic_write(out_grid) as tmp:
         Image.fromarray(grid).save(tmp, format="PNG")
     write_npz(out_npz, images=all_images, labels=np.concatenate(labels))
+    if shards:
+        shards.remove()
     return meta

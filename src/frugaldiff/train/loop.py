@@ -12,7 +12,6 @@ import copy
 import json
 import logging
 import shutil
-import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,11 +20,13 @@ from typing import Any
 
 import torch
 
+from frugaldiff import preemption
 from frugaldiff.config import RunConfig, to_dict
 from frugaldiff.data.loader import BatchSchedule, ImageDataset
 from frugaldiff.devices import resolve_device
-from frugaldiff.errors import FrugaldiffError, NumericsError
+from frugaldiff.errors import NumericsError
 from frugaldiff.io import atomic_write, write_json
+from frugaldiff.preemption import Preempted
 from frugaldiff.provenance import config_hash
 from frugaldiff.rng import derive_seed, make_generator
 from frugaldiff.train.ema import make_ema
@@ -33,10 +34,6 @@ from frugaldiff.train.stages import build_stage
 from frugaldiff.train.state import checkpoint_payload, load_torch, save_torch
 
 log = logging.getLogger(__name__)
-
-
-class Preempted(FrugaldiffError):
-    """A SIGTERM/SIGUSR1 arrived; state was saved and the job should exit non-zero."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +82,6 @@ class Trainer:
         self.config_dict = to_dict(cfg)
         self.config_hash = config_hash({"run": self.config_dict, "halving": student_steps})
         self.iteration = 0
-        self._stop_signal: int | None = None
 
     # ---- state -------------------------------------------------------------------------
     @property
@@ -126,6 +122,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.iteration = int(state["iteration"])
         self._truncate_metrics()
+        self._log_event({"event": "resumed", "iteration": self.iteration})
         log.info("resumed %s at iteration %d", self.cfg.name, self.iteration)
         return True
 
@@ -137,15 +134,6 @@ class Trainer:
         kept = [ln for ln in lines if ln and json.loads(ln)["iteration"] <= self.iteration]
         with atomic_write(self.metrics_path) as tmp:
             tmp.write_text("".join(f"{ln}\n" for ln in kept))
-
-    # ---- signals -----------------------------------------------------------------------
-    def _on_signal(self, signum: int, _frame: object) -> None:
-        self._stop_signal = signum
-
-    def install_signal_handlers(self) -> None:
-        """SIGTERM/SIGUSR1 → save state at the next iteration boundary and raise Preempted."""
-        for sig in (signal.SIGTERM, signal.SIGUSR1):
-            signal.signal(sig, self._on_signal)
 
     # ---- the loop ----------------------------------------------------------------------
     def step(self) -> float:
@@ -177,10 +165,13 @@ class Trainer:
         tc = self.tc
         tick, tick_iter = time.perf_counter(), self.iteration
         while self.iteration < tc.iterations:
-            if self._stop_signal is not None:
+            if (signum := preemption.requested()) is not None:
                 self.save_state()
+                self._log_event(
+                    {"event": "preempted", "iteration": self.iteration, "signal": signum}
+                )
                 raise Preempted(
-                    f"signal {self._stop_signal}: state saved at iteration {self.iteration} "
+                    f"signal {signum}: state saved at iteration {self.iteration} "
                     f"in {self.state_path}; rerun to resume"
                 )
             lr = self.scheduler.get_last_lr()[0]
@@ -213,6 +204,16 @@ class Trainer:
                 self.save_state()
             yield StepRecord(self.iteration, loss, lr, rate)
 
+    @property
+    def events_path(self) -> Path:
+        return self.state_dir / "events.jsonl"
+
+    def _log_event(self, record: dict[str, Any]) -> None:
+        """Preemptions and resumptions, one JSON line each: the job's history across attempts."""
+        self.events_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.events_path.open("a") as handle:
+            handle.write(json.dumps({**record, "time": time.time()}) + "\n")
+
     def _log_metrics(self, record: dict[str, Any]) -> None:
         log.info(
             "iter %(iteration)d loss %(loss).4f lr %(lr).2e %(images_per_second).1f img/s", record
@@ -241,6 +242,12 @@ class Trainer:
             "train_flops_per_image": 3.0 * forward,  # backward ≈ 2x forward
         }
 
+    def _count_events(self, kind: str) -> int:
+        if not self.events_path.is_file():
+            return 0
+        lines = self.events_path.read_text().splitlines()
+        return sum(1 for ln in lines if ln and json.loads(ln)["event"] == kind)
+
     def summary(self) -> dict[str, Any]:
         """Measured throughput (median of the logged rates) and the counted cost of the run."""
         rates = [
@@ -257,6 +264,7 @@ class Trainer:
             "device": str(self.device),
             "images_per_second": median,
             "step_seconds": self.tc.batch_size / median if median else float("nan"),
+            "preemptions": self._count_events("preempted"),
             **self.cost(),
         }
 
