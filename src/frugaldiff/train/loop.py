@@ -6,6 +6,8 @@ function of (seed, k) (data/loader.py), so a run resumed from state at iteration
 bit-identically on the CPU. State is written atomically every `state_every_iters` and on
 SIGTERM/SIGUSR1 (SLURM preemption); checkpoints at `ckpt_iters` are kept under state/ and
 copied to their declared paths only when the run finishes (declared outputs are written last).
+Under torchrun each rank trains its slice of the global batch with averaged gradients and rank 0
+alone writes (train/distributed.py says what does and does not depend on the world size).
 """
 
 import copy
@@ -28,6 +30,8 @@ from frugaldiff.errors import FrugaldiffError, NumericsError
 from frugaldiff.io import atomic_write, write_json
 from frugaldiff.provenance import config_hash
 from frugaldiff.rng import derive_seed, make_generator
+from frugaldiff.sharding import shard_for_rank
+from frugaldiff.train.distributed import SINGLE_PROCESS, World
 from frugaldiff.train.ema import make_ema
 from frugaldiff.train.stages import build_stage
 from frugaldiff.train.state import checkpoint_payload, load_torch, save_torch
@@ -50,7 +54,11 @@ class StepRecord:
 
 
 class Trainer:
-    """Owns model, EMA, optimiser and the objective for one run; `steps()` drives it."""
+    """Owns model, EMA, optimiser and the objective for one run; `steps()` drives it.
+
+    Every rank of a `world` holds the same model, EMA and optimiser state (the same averaged
+    gradients reach each); only the main rank writes them.
+    """
 
     def __init__(
         self,
@@ -59,13 +67,16 @@ class Trainer:
         state_dir: Path,
         halving_teacher: str | None = None,
         student_steps: int = 0,
+        world: World = SINGLE_PROCESS,
     ) -> None:
         stage = build_stage(cfg, halving_teacher, student_steps)
         self.cfg = cfg
         self.tc = tc = stage.train  # the run's train config, or a halving's (train/stages.py)
         self.extras = stage.extras
         self.state_dir = state_dir
-        self.device = resolve_device(tc.device)
+        self.world = world
+        self.shard = shard_for_rank(tc.batch_size, world.rank, world.size)  # this rank's rows
+        self.device = world.place(resolve_device(tc.device))
         self.dataset = ImageDataset.load(train_data)
         self.batches = BatchSchedule(self.dataset, tc.batch_size, tc.seed, tc.hflip)
         self.model = stage.model.to(self.device)
@@ -100,6 +111,8 @@ class Trainer:
         return self.state_dir / "ckpt" / f"iter{iteration}.pt"
 
     def save_state(self) -> None:
+        if not self.world.is_main:
+            return
         save_torch(
             self.state_path,
             {
@@ -131,7 +144,7 @@ class Trainer:
 
     def _truncate_metrics(self) -> None:
         """Drop metric lines logged after the saved state, so a resumed log has no repeats."""
-        if not self.metrics_path.is_file():
+        if not self.world.is_main or not self.metrics_path.is_file():
             return
         lines = self.metrics_path.read_text().splitlines()
         kept = [ln for ln in lines if ln and json.loads(ln)["iteration"] <= self.iteration]
@@ -149,38 +162,47 @@ class Trainer:
 
     # ---- the loop ----------------------------------------------------------------------
     def step(self) -> float:
-        """One optimiser update at self.iteration; returns the mean loss."""
+        """One optimiser update at self.iteration; returns the mean loss over the global batch."""
         tc = self.tc
-        images, labels = self.batches.batch(self.iteration)
+        images, labels = self.batches.batch(self.iteration)  # (B, 3, H, W), (B,)
+        images, labels = self.shard.take(images), self.shard.take(labels)  # (b, 3, H, W), (b,)
         images, labels = images.to(self.device), labels.to(self.device)
         generator = make_generator(derive_seed(tc.seed, "train-step", self.iteration), self.device)
         self.model.train()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=tc.precision == "bf16"):
-            per_sample, _ = self.objective.loss(self.model, images, labels, generator)
-        loss = per_sample.mean()
-        if not torch.isfinite(loss):
+            per_sample, _ = self.objective.loss(
+                self.model, images, labels, generator, shard=self.shard
+            )
+        loss = per_sample.mean()  # this rank's rows
+        global_loss = self.world.mean(loss)  # equal shards: the global batch's mean
+        if not torch.isfinite(global_loss):  # on every rank alike, so all of them stop
             raise NumericsError(
-                f"run {self.cfg.name}: loss is {loss.item()} at iteration {self.iteration}; "
-                f"stopped. The last good state is {self.state_path} (iteration <= "
-                f"{self.iteration}); lower train.lr or check the data"
+                f"run {self.cfg.name}: loss is {global_loss.item()} at iteration "
+                f"{self.iteration}; stopped. The last good state is {self.state_path} "
+                f"(iteration <= {self.iteration}); lower train.lr or check the data"
             )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        self.world.average_gradients(self.model.parameters())  # the global batch's gradient
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
         self.ema.update_parameters(self.model)
-        return float(loss.item())
+        return float(global_loss.item())
 
     def steps(self) -> Iterator[StepRecord]:
         """Run to the stage's iterations, yielding after every update."""
         tc = self.tc
+        self.world.broadcast_module(self.model)  # all ranks start from rank 0's weights, as DDP
         tick, tick_iter = time.perf_counter(), self.iteration
         while self.iteration < tc.iterations:
-            if self._stop_signal is not None:
+            # A signal on any rank stops every rank at the same boundary (one all-reduce).
+            if self.world.any(self._stop_signal is not None):
                 self.save_state()
+                self.world.barrier()  # no rank exits before rank 0 has written the state
+                which = self._stop_signal or "on another rank"
                 raise Preempted(
-                    f"signal {self._stop_signal}: state saved at iteration {self.iteration} "
+                    f"signal {which}: state saved at iteration {self.iteration} "
                     f"in {self.state_path}; rerun to resume"
                 )
             lr = self.scheduler.get_last_lr()[0]
@@ -199,7 +221,7 @@ class Trainer:
                     }
                 )
                 tick, tick_iter = now, self.iteration
-            if self.iteration in tc.ckpt_iters:
+            if self.iteration in tc.ckpt_iters and self.world.is_main:
                 save_torch(
                     self.ckpt_state_path(self.iteration),
                     {
@@ -214,6 +236,8 @@ class Trainer:
             yield StepRecord(self.iteration, loss, lr, rate)
 
     def _log_metrics(self, record: dict[str, Any]) -> None:
+        if not self.world.is_main:
+            return
         log.info(
             "iter %(iteration)d loss %(loss).4f lr %(lr).2e %(images_per_second).1f img/s", record
         )
@@ -254,6 +278,7 @@ class Trainer:
             "run": self.cfg.name,
             "iterations": self.iteration,
             "batch_size": self.tc.batch_size,
+            "world_size": self.world.size,  # images_per_second is the whole job's
             "device": str(self.device),
             "images_per_second": median,
             "step_seconds": self.tc.batch_size / median if median else float("nan"),
@@ -261,7 +286,12 @@ class Trainer:
         }
 
     def publish(self, ckpt_paths: dict[int, Path], metrics_out: Path, summary_out: Path) -> None:
-        """Copy finished checkpoints, the metrics log and the run summary to their paths, last."""
+        """Copy finished checkpoints, the metrics log and the run summary to their paths, last.
+
+        Only the main rank publishes; the others return at once.
+        """
+        if not self.world.is_main:
+            return
         for iteration, target in ckpt_paths.items():
             source = self.ckpt_state_path(iteration)
             with atomic_write(target) as tmp:
