@@ -10,7 +10,7 @@ batch `train.batch_size` and batch k's images (rank r trains on the contiguous r
 [r·B/N, (r+1)·B/N)); every per-example draw (t, ε, label dropout, token masks, w), which the
 objectives make for the global batch and slice (sharding.py); the loss (the mean of the ranks'
 means is the global mean, shards being equal); the gradient (averaged over ranks, clipped
-after); hence the update, the EMA and the logged loss. Not independent: draws inside the
+after); hence the update, the EMA, the logged loss and gradient norm. Not independent: draws in the
 network (UNet dropout) are sized by the local rows, so with dropout > 0 runs match only in
 distribution; bf16 autocast and GPU kernels round differently for other batch shapes; and the
 measured images/s (of the whole job) grows with N.

@@ -161,8 +161,12 @@ class Trainer:
             signal.signal(sig, self._on_signal)
 
     # ---- the loop ----------------------------------------------------------------------
-    def step(self) -> float:
-        """One optimiser update at self.iteration; returns the mean loss over the global batch."""
+    def step(self) -> tuple[float, float]:
+        """One optimiser update at self.iteration.
+
+        Returns the mean loss over the global batch and the gradient norm before clipping (the
+        global batch's too: AdamW would hide a wrongly scaled gradient, the norm does not).
+        """
         tc = self.tc
         images, labels = self.batches.batch(self.iteration)  # (B, 3, H, W), (B,)
         images, labels = self.shard.take(images), self.shard.take(labels)  # (b, 3, H, W), (b,)
@@ -184,11 +188,13 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.world.average_gradients(self.model.parameters())  # the global batch's gradient
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
         self.ema.update_parameters(self.model)
-        return float(global_loss.item())
+        pair = torch.stack([global_loss.float(), grad_norm.float().to(global_loss.device)])
+        loss_value, norm_value = pair.tolist()  # one device sync for both
+        return loss_value, norm_value
 
     def steps(self) -> Iterator[StepRecord]:
         """Run to the stage's iterations, yielding after every update."""
@@ -206,7 +212,7 @@ class Trainer:
                     f"in {self.state_path}; rerun to resume"
                 )
             lr = self.scheduler.get_last_lr()[0]
-            loss = self.step()
+            loss, grad_norm = self.step()
             self.iteration += 1
             now = time.perf_counter()
             rate = (self.iteration - tick_iter) * tc.batch_size / max(now - tick, 1e-9)
@@ -218,6 +224,7 @@ class Trainer:
                         "lr": lr,
                         "images_seen": self.iteration * tc.batch_size,
                         "images_per_second": rate,
+                        "grad_norm": grad_norm,
                     }
                 )
                 tick, tick_iter = now, self.iteration
