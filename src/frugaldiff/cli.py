@@ -3,10 +3,13 @@
 Each subcommand parses paths, builds objects, calls one library function and returns an exit
 code: 0 done, 2 bad input (a FrugaldiffError, printed as one line), 3 preempted (state saved;
 rerun to resume). Hyper-parameters come from resolved config files, never from flags.
+`train` and `halve` take `--nproc N`: N > 1 re-executes the command under torchrun (DDP, one
+node); the job's exit code is then torchrun's, non-zero if any worker failed or was preempted.
 """
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -37,9 +40,10 @@ def cmd_prepare_data(args: argparse.Namespace) -> None:
 
 
 def _drive(trainer: "Trainer", desc: str) -> None:
-    """Resume if possible, then run the trainer to its end under a progress bar."""
+    """Resume if possible, then run the trainer to its end under a progress bar (rank 0's)."""
     trainer.try_resume()
-    bar = tqdm(total=trainer.tc.iterations, initial=trainer.iteration, desc=desc, disable=None)
+    quiet = None if trainer.world.is_main else True
+    bar = tqdm(total=trainer.tc.iterations, initial=trainer.iteration, desc=desc, disable=quiet)
     for record in trainer.steps():
         bar.update(1)
         bar.set_postfix(loss=f"{record.loss:.4f}", img_s=f"{record.images_per_second:.0f}")
@@ -48,25 +52,33 @@ def _drive(trainer: "Trainer", desc: str) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     from frugaldiff.config import load_run_config
+    from frugaldiff.train.distributed import joined_world
     from frugaldiff.train.loop import Trainer
 
     cfg = load_run_config(args.config)
-    trainer = Trainer(cfg, args.data, args.state_dir)
-    _drive(trainer, cfg.name)
-    ckpt_paths = {k: args.ckpt_dir / f"iter{k}.pt" for k in cfg.train.ckpt_iters}
-    trainer.publish(ckpt_paths, args.metrics_out, args.summary_out)
-    print(f"trained {cfg.name} to iteration {trainer.iteration}")
+    with joined_world(cfg.train.device) as world:
+        trainer = Trainer(cfg, args.data, args.state_dir, world=world)
+        _drive(trainer, cfg.name)
+        ckpt_paths = {k: args.ckpt_dir / f"iter{k}.pt" for k in cfg.train.ckpt_iters}
+        trainer.publish(ckpt_paths, args.metrics_out, args.summary_out)
+    if world.is_main:
+        print(f"trained {cfg.name} to iteration {trainer.iteration} on {world.size} process(es)")
 
 
 def cmd_halve(args: argparse.Namespace) -> None:
     from frugaldiff.config import load_run_config
+    from frugaldiff.train.distributed import joined_world
     from frugaldiff.train.loop import Trainer
 
     cfg = load_run_config(args.config)
-    trainer = Trainer(cfg, args.data, args.state_dir, str(args.teacher), args.student_steps)
-    _drive(trainer, f"{cfg.name} n{args.student_steps}")
-    trainer.publish({trainer.tc.iterations: args.out}, args.metrics_out, args.summary_out)
-    print(f"halved {cfg.name} to {args.student_steps} steps")
+    with joined_world(cfg.train.device) as world:
+        trainer = Trainer(
+            cfg, args.data, args.state_dir, str(args.teacher), args.student_steps, world=world
+        )
+        _drive(trainer, f"{cfg.name} n{args.student_steps}")
+        trainer.publish({trainer.tc.iterations: args.out}, args.metrics_out, args.summary_out)
+    if world.is_main:
+        print(f"halved {cfg.name} to {args.student_steps} steps on {world.size} process(es)")
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
@@ -125,6 +137,39 @@ def _progress(desc: str) -> Callable:
     return lambda iterable: tqdm(iterable, desc=desc, disable=None)
 
 
+def _add_nproc(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="data-parallel processes, one per GPU (0 or 1: this process); N > 1 relaunches "
+        "the command under torchrun --standalone with N workers",
+    )
+
+
+def _launch_or_check(args: argparse.Namespace, argv: Sequence[str]) -> None:
+    """Relaunch under torchrun for --nproc N > 1 (never returns), after checking that N fits.
+
+    Inside a torchrun worker WORLD_SIZE decides, and a different explicit --nproc is an error.
+    """
+    from frugaldiff.config import load_run_config
+    from frugaldiff.errors import ConfigError
+    from frugaldiff.train import distributed
+
+    nproc = getattr(args, "nproc", 1)
+    if nproc < 0:
+        raise ConfigError(f"--nproc {nproc}; expected a process count >= 0")
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if distributed.under_torchrun():
+        if nproc > 1 and nproc != world_size:
+            raise ConfigError(f"--nproc {nproc} inside torchrun's world of {world_size} workers")
+        return
+    if nproc > 1:
+        cfg = load_run_config(args.config)
+        distributed.check_launch(nproc, cfg.train.device, cfg.train.batch_size)
+        distributed.relaunch_under_torchrun(nproc, argv)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="frugaldiff", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -146,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ckpt-dir", type=Path, required=True)
     p.add_argument("--metrics-out", type=Path, required=True)
     p.add_argument("--summary-out", type=Path, required=True, help="throughput + cost .json")
+    _add_nproc(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("halve", help="one progressive-distillation halving (2N -> N steps)")
@@ -157,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="the N-step student checkpoint")
     p.add_argument("--metrics-out", type=Path, required=True)
     p.add_argument("--summary-out", type=Path, required=True)
+    _add_nproc(p)
     p.set_defaults(func=cmd_halve)
 
     p = sub.add_parser("sample", help="draw a sample set from a checkpoint")
@@ -201,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     preemption.install()  # before torch: a SIGTERM while starting must not kill the job
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -208,10 +256,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     import torch
 
+    from frugaldiff.train.distributed import threads_per_process
+
     if args.threads:
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(threads_per_process(args.threads))
 
     try:
+        _launch_or_check(args, argv)
         args.func(args)
     except Preempted as err:
         print(f"frugaldiff {args.command}: preempted: {err}", file=sys.stderr)

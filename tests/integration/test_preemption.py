@@ -59,7 +59,7 @@ def test_sigterm_mid_training_resumes_to_the_uninterrupted_result(
     tiny_dataset: Path, tmp_path: Path
 ) -> None:
     # Long enough that the signal lands mid-run; small enough for seconds on 2 shared cores.
-    cfg = tiny_run(iterations=400, ckpt_iters=(400,), state_every_iters=1000, log_every_iters=1)
+    cfg = tiny_run(iterations=100, ckpt_iters=(100,), state_every_iters=1000, log_every_iters=1)
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(to_dict(cfg)))
     out = tmp_path / "job"
@@ -74,7 +74,7 @@ def test_sigterm_mid_training_resumes_to_the_uninterrupted_result(
     events = [json.loads(ln) for ln in (out / "state" / "events.jsonl").read_text().splitlines()]
     stopped_at = events[-1]["iteration"]
     assert events[-1]["event"] == "preempted"
-    assert 0 < stopped_at < 400, "the signal should land mid-run; make the run longer"
+    assert 0 < stopped_at < 100, "the signal should land mid-run; make the run longer"
     assert not (out / "ckpt").exists(), "a preempted job must not leave declared outputs"
 
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
@@ -83,11 +83,11 @@ def test_sigterm_mid_training_resumes_to_the_uninterrupted_result(
     assert json.loads((out / "summary.json").read_text())["preemptions"] == 1
 
     straight = run_to_end(cfg, tiny_dataset, tmp_path / "straight")
-    finished = load_checkpoint(out / "ckpt" / "iter400.pt")
+    finished = load_checkpoint(out / "ckpt" / "iter100.pt")
     for name, weight in straight.ema.module.state_dict().items():
         assert torch.equal(finished["ema"][name], weight), name
     logged = (out / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(ln)["iteration"] for ln in logged] == list(range(1, 401))
+    assert [json.loads(ln)["iteration"] for ln in logged] == list(range(1, 101))
 
 
 def test_signal_before_the_loop_starts_is_honoured(tiny_dataset: Path, tmp_path: Path) -> None:

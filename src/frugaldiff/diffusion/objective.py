@@ -5,7 +5,9 @@ levels are drawn is the timestep sampler's business and *how much each counts* t
 (k-diffusion / EDM split), so SpeeD's sampler and weighting plug in as two objects. The loss is
 evaluated in the network's output space, ‖out − target‖² · ω / c, where c converts x-space to
 output-space MSE (ε: SNR, v: 1 + SNR); that is the same number, without dividing by α near t = 1.
-Label dropout for classifier-free guidance draws from the caller's generator.
+Label dropout for classifier-free guidance draws from the caller's generator. Every draw is made
+for the whole global batch and then sliced to the caller's `BatchShard` (sharding.py), so an
+example's t, ε and masks do not depend on how many processes share the batch.
 """
 
 from collections.abc import Callable
@@ -20,6 +22,7 @@ from frugaldiff.diffusion.timesteps import TimestepSampler, build_timestep_sampl
 from frugaldiff.diffusion.weighting import build_loss_weighting
 from frugaldiff.errors import ConfigError
 from frugaldiff.masking import TokenMasker, masked_mse
+from frugaldiff.sharding import BatchShard
 
 Model = Callable[..., torch.Tensor]  # (z, t, labels, *, generator) -> raw output
 
@@ -49,29 +52,46 @@ class DiffusionObjective:
             masker=TokenMasker(cfg.mask_ratio) if cfg.mask_ratio > 0 else None,
         )
 
-    def drop_labels(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Replace each label by the null label with probability p_uncond (B,)."""
+    def drop_labels(
+        self, labels: torch.Tensor, generator: torch.Generator, shard: BatchShard | None = None
+    ) -> torch.Tensor:
+        """Replace each label (b,) by the null label with probability p_uncond (b,)."""
         if self.p_uncond <= 0:
             return labels
-        drop = torch.rand(labels.shape, generator=generator, device=labels.device) < self.p_uncond
+        shard = shard or BatchShard.whole(labels.shape[0])
+        u = torch.rand(shard.global_size, generator=generator, device=labels.device)  # (B,)
+        drop = shard.take(u) < self.p_uncond  # (b,)
         return torch.where(drop, torch.full_like(labels, self.null_label), labels)
 
     def loss(
-        self, model: Model, x0: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
+        self,
+        model: Model,
+        x0: torch.Tensor,
+        labels: torch.Tensor,
+        generator: torch.Generator,
+        shard: BatchShard | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Per-sample losses (B,) and diagnostics (t, logsnr, weight) for images x0 in [-1, 1]."""
-        batch = x0.shape[0]
-        t = self.timestep_sampler.sample(batch, generator, x0.device)  # (B,)
-        eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-        labels = self.drop_labels(labels, generator)  # (B,)
-        logsnr = self.schedule.logsnr(t)  # (B,)
-        alpha, sigma = self.schedule.alpha_sigma(t)  # (B,), (B,)
-        a, s = broadcast_like(alpha, x0), broadcast_like(sigma, x0)  # (B, 1, 1, 1)
-        z = a * x0 + s * eps  # (B, C, H, W)
-        target = target_for(self.parameterization, x0, eps, a, s)  # (B, C, H, W)
+        """Per-sample losses (b,) and diagnostics (t, logsnr, weight) for images x0 in [-1, 1].
+
+        x0 (b, C, H, W) and labels (b,) are the rows `shard` of the global batch (None: x0 is the
+        whole batch); the draws are made for the global batch and sliced.
+        """
+        shard = shard or BatchShard.whole(x0.shape[0])
+        batch = shard.global_size
+        t = shard.take(self.timestep_sampler.sample(batch, generator, x0.device))  # (b,)
+        eps = torch.randn(
+            (batch, *x0.shape[1:]), generator=generator, device=x0.device, dtype=x0.dtype
+        )
+        eps = shard.take(eps)  # (b, C, H, W)
+        labels = self.drop_labels(labels, generator, shard)  # (b,)
+        logsnr = self.schedule.logsnr(t)  # (b,)
+        alpha, sigma = self.schedule.alpha_sigma(t)  # (b,), (b,)
+        a, s = broadcast_like(alpha, x0), broadcast_like(sigma, x0)  # (b, 1, 1, 1)
+        z = a * x0 + s * eps  # (b, C, H, W)
+        target = target_for(self.parameterization, x0, eps, a, s)  # (b, C, H, W)
         if self.masker is None:
-            out = model(z, t, labels, generator=generator).float()  # (B, C, H, W)
-            mse = (out - target).pow(2).flatten(1).mean(1)  # (B,) output-space MSE
+            out = model(z, t, labels, generator=shard.network_generator(generator)).float()
+            mse = (out - target).pow(2).flatten(1).mean(1)  # (b,) output-space MSE
         else:
             arch = getattr(model, "cfg", None)
             if not hasattr(arch, "num_tokens"):
@@ -80,7 +100,10 @@ class DiffusionObjective:
                     f"MicroDiT); got {type(model).__name__}"
                 )
             mask = self.masker.draw(batch, arch.num_tokens, generator, x0.device)  # keep (B, K)
-            out = model(z, t, labels, generator=generator, keep_indices=mask.keep).float()
-            mse = masked_mse(out, target, mask.keep, arch.patch_size)  # (B,) kept patches only
-        weight = self.weighting(logsnr) / x_mse_factor(self.parameterization, logsnr)  # (B,)
+            keep = shard.take(mask.keep)  # (b, K)
+            out = model(
+                z, t, labels, generator=shard.network_generator(generator), keep_indices=keep
+            ).float()
+            mse = masked_mse(out, target, keep, arch.patch_size)  # (b,) kept patches only
+        weight = self.weighting(logsnr) / x_mse_factor(self.parameterization, logsnr)  # (b,)
         return weight * mse, {"t": t, "logsnr": logsnr, "weight": weight}

@@ -103,7 +103,8 @@ class SpeeDTimestepSampler:
 
     Per batch of n: n₁ = ⌊n/2⌋ + 1 primaries s ~ p (`two_level_pmf`), then the duals
     d = m − s if s < m else s − m of the first n − n₁ primaries; no importance weights. With
-    `dual=False` all n are primaries. The marginal thus depends on the per-rank n (`marginal`).
+    `dual=False` all n are primaries. The marginal thus depends on n (`marginal`); objectives
+    draw for the global batch and slice (sharding.py), so n is never a per-rank count.
 
     Steps live on a `StepGrid`: a discrete schedule's own steps (t = (k + 1)/T), or for a
     continuous schedule T = 1000 equal cells of t, with τ and the derived m read as positions

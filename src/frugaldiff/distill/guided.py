@@ -27,6 +27,7 @@ from frugaldiff.models.registry import build_model
 from frugaldiff.models.unet import UNet
 from frugaldiff.rng import seeded_global_rng
 from frugaldiff.sampling.guidance import guide
+from frugaldiff.sharding import BatchShard
 
 W_EMBEDDER_PREFIX = "w_embedder."
 
@@ -108,19 +109,31 @@ class GuidanceDistillationObjective:
         return guide(out[:batch], out[batch:], w)  # (B, C, H, W)
 
     def loss(
-        self, model: Model, x0: Tensor, labels: Tensor, generator: torch.Generator
+        self,
+        model: Model,
+        x0: Tensor,
+        labels: Tensor,
+        generator: torch.Generator,
+        shard: BatchShard | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """Per-sample losses (B,) and diagnostics (t, logsnr, weight, w) for x0 in [-1, 1]."""
-        batch = x0.shape[0]
-        t = self.timestep_sampler.sample(batch, generator, x0.device)  # (B,)
-        eps = torch.randn(x0.shape, generator=generator, device=generator.device, dtype=x0.dtype)
-        eps = eps.to(x0.device)  # (B, C, H, W)
-        w = sample_guidance_weights(batch, self.w_range, generator, x0.device)  # (B,)
-        logsnr = self.schedule.logsnr(t)  # (B,)
-        alpha, sigma = self.schedule.alpha_sigma(t)  # (B,), (B,)
-        z = broadcast_like(alpha, x0) * x0 + broadcast_like(sigma, x0) * eps  # (B, C, H, W)
-        target = self.target(z, t, labels, w)  # (B, C, H, W), no grad
-        out = model(z, t, labels, w, generator=generator)  # (B, C, H, W)
+        """Per-sample losses (b,) and diagnostics (t, logsnr, weight, w) for x0 in [-1, 1].
+
+        x0 (b, C, H, W) and labels (b,) are the rows `shard` of the global batch (None: the
+        whole batch); t, ε and w are drawn for the global batch and sliced (sharding.py).
+        """
+        shard = shard or BatchShard.whole(x0.shape[0])
+        batch = shard.global_size
+        t = shard.take(self.timestep_sampler.sample(batch, generator, x0.device))  # (b,)
+        eps = torch.randn(
+            (batch, *x0.shape[1:]), generator=generator, device=generator.device, dtype=x0.dtype
+        )
+        eps = shard.take(eps).to(x0.device)  # (b, C, H, W)
+        w = shard.take(sample_guidance_weights(batch, self.w_range, generator, x0.device))  # (b,)
+        logsnr = self.schedule.logsnr(t)  # (b,)
+        alpha, sigma = self.schedule.alpha_sigma(t)  # (b,), (b,)
+        z = broadcast_like(alpha, x0) * x0 + broadcast_like(sigma, x0) * eps  # (b, C, H, W)
+        target = self.target(z, t, labels, w)  # (b, C, H, W), no grad
+        out = model(z, t, labels, w, generator=shard.network_generator(generator))  # (b, C, H, W)
         per_sample, weight = per_sample_loss(
             out, target, logsnr, self.parameterization, self.weighting
         )

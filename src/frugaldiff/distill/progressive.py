@@ -24,6 +24,7 @@ from frugaldiff.distill.guided import check_w_range, per_sample_loss, sample_gui
 from frugaldiff.distill.teacher import FrozenTeacher, TeacherNetwork, working_dtype
 from frugaldiff.errors import ConfigError
 from frugaldiff.sampling.solvers import ddim_update, timestep_grid
+from frugaldiff.sharding import BatchShard
 
 # Where a student's halving draws its training times (guided_distillation.md d):
 # "student": its own grid i/N (PD); "fine": the teacher's grid j/(2N), which the N-step student
@@ -175,25 +176,37 @@ class ProgressiveDistillationObjective:
         return torch.where(end_is_data, z_end, x_tilde)  # (B, C, H, W)
 
     def loss(
-        self, model: Model, x0: Tensor, labels: Tensor, generator: torch.Generator
+        self,
+        model: Model,
+        x0: Tensor,
+        labels: Tensor,
+        generator: torch.Generator,
+        shard: BatchShard | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """Per-sample losses (B,) and diagnostics (t, logsnr, weight, w) for x0 in [-1, 1]."""
-        batch = x0.shape[0]
-        index = self.sample_indices(batch, generator).to(x0.device)  # (B,)
-        eps = torch.randn(x0.shape, generator=generator, device=generator.device, dtype=x0.dtype)
-        eps = eps.to(x0.device)  # (B, C, H, W)
-        w = sample_guidance_weights(batch, self.w_range, generator, x0.device)  # (B,)
-        t = self.fine_t.to(x0.device)[index]  # (B,) float64
-        logsnr = self.schedule.logsnr(t)  # (B,) float64
-        alpha, sigma = self.schedule.alpha_sigma(t)  # (B,), (B,)
-        a = broadcast_like(alpha.to(x0.dtype), x0)  # (B, 1, 1, 1)
-        s = broadcast_like(sigma.to(x0.dtype), x0)  # (B, 1, 1, 1)
-        z = a * x0 + s * eps  # (B, C, H, W)
-        x_tilde = self.target(z, index, labels, w)  # (B, C, H, W), no grad
+        """Per-sample losses (b,) and diagnostics (t, logsnr, weight, w) for x0 in [-1, 1].
+
+        x0 (b, C, H, W) and labels (b,) are the rows `shard` of the global batch (None: the
+        whole batch); indices, ε and w are drawn for the global batch and sliced (sharding.py).
+        """
+        shard = shard or BatchShard.whole(x0.shape[0])
+        batch = shard.global_size
+        index = shard.take(self.sample_indices(batch, generator)).to(x0.device)  # (b,)
+        eps = torch.randn(
+            (batch, *x0.shape[1:]), generator=generator, device=generator.device, dtype=x0.dtype
+        )
+        eps = shard.take(eps).to(x0.device)  # (b, C, H, W)
+        w = shard.take(sample_guidance_weights(batch, self.w_range, generator, x0.device))  # (b,)
+        t = self.fine_t.to(x0.device)[index]  # (b,) float64
+        logsnr = self.schedule.logsnr(t)  # (b,) float64
+        alpha, sigma = self.schedule.alpha_sigma(t)  # (b,), (b,)
+        a = broadcast_like(alpha.to(x0.dtype), x0)  # (b, 1, 1, 1)
+        s = broadcast_like(sigma.to(x0.dtype), x0)  # (b, 1, 1, 1)
+        z = a * x0 + s * eps  # (b, C, H, W)
+        x_tilde = self.target(z, index, labels, w)  # (b, C, H, W), no grad
         # ε̃ = (z − α x̃)/σ and ṽ = α ε̃ − σ x̃ (f); σ_t >= σ_{1/N}, so the division is safe.
         target = output_from_x0(self.parameterization, x_tilde, z.to(x_tilde.dtype), a, s)
-        t_in = t.to(working_dtype(x0))  # (B,) the student's time input, as solvers pass it
-        out = model(z, t_in, labels, w, generator=generator)  # (B, C, H, W)
+        t_in = t.to(working_dtype(x0))  # (b,) the student's time input, as solvers pass it
+        out = model(z, t_in, labels, w, generator=shard.network_generator(generator))
         per_sample, weight = per_sample_loss(
             out, target, logsnr.to(target.dtype), self.parameterization, self.weighting
         )

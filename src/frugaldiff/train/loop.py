@@ -6,6 +6,8 @@ function of (seed, k) (data/loader.py), so a run resumed from state at iteration
 bit-identically on the CPU. State is written atomically every `state_every_iters` and on
 SIGTERM/SIGUSR1 (SLURM preemption); checkpoints at `ckpt_iters` are kept under state/ and
 copied to their declared paths only when the run finishes (declared outputs are written last).
+Under torchrun each rank trains its slice of the global batch with averaged gradients and rank 0
+alone writes (train/distributed.py says what does and does not depend on the world size).
 """
 
 import copy
@@ -29,6 +31,8 @@ from frugaldiff.io import atomic_write, write_json
 from frugaldiff.preemption import Preempted
 from frugaldiff.provenance import config_hash
 from frugaldiff.rng import derive_seed, make_generator
+from frugaldiff.sharding import shard_for_rank
+from frugaldiff.train.distributed import SINGLE_PROCESS, World
 from frugaldiff.train.ema import make_ema
 from frugaldiff.train.stages import build_stage
 from frugaldiff.train.state import checkpoint_payload, load_torch, save_torch
@@ -47,7 +51,11 @@ class StepRecord:
 
 
 class Trainer:
-    """Owns model, EMA, optimiser and the objective for one run; `steps()` drives it."""
+    """Owns model, EMA, optimiser and the objective for one run; `steps()` drives it.
+
+    Every rank of a `world` holds the same model, EMA and optimiser state (the same averaged
+    gradients reach each); only the main rank writes them.
+    """
 
     def __init__(
         self,
@@ -56,13 +64,16 @@ class Trainer:
         state_dir: Path,
         halving_teacher: str | None = None,
         student_steps: int = 0,
+        world: World = SINGLE_PROCESS,
     ) -> None:
         stage = build_stage(cfg, halving_teacher, student_steps)
         self.cfg = cfg
         self.tc = tc = stage.train  # the run's train config, or a halving's (train/stages.py)
         self.extras = stage.extras
         self.state_dir = state_dir
-        self.device = resolve_device(tc.device)
+        self.world = world
+        self.shard = shard_for_rank(tc.batch_size, world.rank, world.size)  # this rank's rows
+        self.device = world.place(resolve_device(tc.device))
         self.dataset = ImageDataset.load(train_data)
         self.batches = BatchSchedule(self.dataset, tc.batch_size, tc.seed, tc.hflip)
         self.model = stage.model.to(self.device)
@@ -96,6 +107,8 @@ class Trainer:
         return self.state_dir / "ckpt" / f"iter{iteration}.pt"
 
     def save_state(self) -> None:
+        if not self.world.is_main:
+            return
         save_torch(
             self.state_path,
             {
@@ -128,7 +141,7 @@ class Trainer:
 
     def _truncate_metrics(self) -> None:
         """Drop metric lines logged after the saved state, so a resumed log has no repeats."""
-        if not self.metrics_path.is_file():
+        if not self.world.is_main or not self.metrics_path.is_file():
             return
         lines = self.metrics_path.read_text().splitlines()
         kept = [ln for ln in lines if ln and json.loads(ln)["iteration"] <= self.iteration]
@@ -136,46 +149,62 @@ class Trainer:
             tmp.write_text("".join(f"{ln}\n" for ln in kept))
 
     # ---- the loop ----------------------------------------------------------------------
-    def step(self) -> float:
-        """One optimiser update at self.iteration; returns the mean loss."""
+    def step(self) -> tuple[float, float]:
+        """One optimiser update at self.iteration.
+
+        Returns the mean loss over the global batch and the gradient norm before clipping (the
+        global batch's too: AdamW would hide a wrongly scaled gradient, the norm does not).
+        """
         tc = self.tc
-        images, labels = self.batches.batch(self.iteration)
+        images, labels = self.batches.batch(self.iteration)  # (B, 3, H, W), (B,)
+        images, labels = self.shard.take(images), self.shard.take(labels)  # (b, 3, H, W), (b,)
         images, labels = images.to(self.device), labels.to(self.device)
         generator = make_generator(derive_seed(tc.seed, "train-step", self.iteration), self.device)
         self.model.train()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=tc.precision == "bf16"):
-            per_sample, _ = self.objective.loss(self.model, images, labels, generator)
-        loss = per_sample.mean()
-        if not torch.isfinite(loss):
+            per_sample, _ = self.objective.loss(
+                self.model, images, labels, generator, shard=self.shard
+            )
+        loss = per_sample.mean()  # this rank's rows
+        global_loss = self.world.mean(loss)  # equal shards: the global batch's mean
+        if not torch.isfinite(global_loss):  # on every rank alike, so all of them stop
             raise NumericsError(
-                f"run {self.cfg.name}: loss is {loss.item()} at iteration {self.iteration}; "
-                f"stopped. The last good state is {self.state_path} (iteration <= "
-                f"{self.iteration}); lower train.lr or check the data"
+                f"run {self.cfg.name}: loss is {global_loss.item()} at iteration "
+                f"{self.iteration}; stopped. The last good state is {self.state_path} "
+                f"(iteration <= {self.iteration}); lower train.lr or check the data"
             )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
+        self.world.average_gradients(self.model.parameters())  # the global batch's gradient
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
         self.ema.update_parameters(self.model)
-        return float(loss.item())
+        pair = torch.stack([global_loss.float(), grad_norm.float().to(global_loss.device)])
+        loss_value, norm_value = pair.tolist()  # one device sync for both
+        return loss_value, norm_value
 
     def steps(self) -> Iterator[StepRecord]:
         """Run to the stage's iterations, yielding after every update."""
         tc = self.tc
+        self.world.broadcast_module(self.model)  # all ranks start from rank 0's weights, as DDP
         tick, tick_iter = time.perf_counter(), self.iteration
         while self.iteration < tc.iterations:
-            if (signum := preemption.requested()) is not None:
+            # A signal on any rank stops every rank at the same boundary (one all-reduce).
+            signum = preemption.requested()
+            if self.world.any(signum is not None):
                 self.save_state()
                 self._log_event(
                     {"event": "preempted", "iteration": self.iteration, "signal": signum}
                 )
+                self.world.barrier()  # no rank exits before rank 0 has written the state
                 raise Preempted(
-                    f"signal {signum}: state saved at iteration {self.iteration} "
+                    f"signal {signum or 'on another rank'}: state saved at iteration "
+                    f"{self.iteration} "
                     f"in {self.state_path}; rerun to resume"
                 )
             lr = self.scheduler.get_last_lr()[0]
-            loss = self.step()
+            loss, grad_norm = self.step()
             self.iteration += 1
             now = time.perf_counter()
             rate = (self.iteration - tick_iter) * tc.batch_size / max(now - tick, 1e-9)
@@ -187,10 +216,11 @@ class Trainer:
                         "lr": lr,
                         "images_seen": self.iteration * tc.batch_size,
                         "images_per_second": rate,
+                        "grad_norm": grad_norm,
                     }
                 )
                 tick, tick_iter = now, self.iteration
-            if self.iteration in tc.ckpt_iters:
+            if self.iteration in tc.ckpt_iters and self.world.is_main:
                 save_torch(
                     self.ckpt_state_path(self.iteration),
                     {
@@ -210,11 +240,15 @@ class Trainer:
 
     def _log_event(self, record: dict[str, Any]) -> None:
         """Preemptions and resumptions, one JSON line each: the job's history across attempts."""
+        if not self.world.is_main:
+            return
         self.events_path.parent.mkdir(parents=True, exist_ok=True)
         with self.events_path.open("a") as handle:
             handle.write(json.dumps({**record, "time": time.time()}) + "\n")
 
     def _log_metrics(self, record: dict[str, Any]) -> None:
+        if not self.world.is_main:
+            return
         log.info(
             "iter %(iteration)d loss %(loss).4f lr %(lr).2e %(images_per_second).1f img/s", record
         )
@@ -261,6 +295,7 @@ class Trainer:
             "run": self.cfg.name,
             "iterations": self.iteration,
             "batch_size": self.tc.batch_size,
+            "world_size": self.world.size,  # images_per_second is the whole job's
             "device": str(self.device),
             "images_per_second": median,
             "step_seconds": self.tc.batch_size / median if median else float("nan"),
@@ -269,7 +304,12 @@ class Trainer:
         }
 
     def publish(self, ckpt_paths: dict[int, Path], metrics_out: Path, summary_out: Path) -> None:
-        """Copy finished checkpoints, the metrics log and the run summary to their paths, last."""
+        """Copy finished checkpoints, the metrics log and the run summary to their paths, last.
+
+        Only the main rank publishes; the others return at once.
+        """
+        if not self.world.is_main:
+            return
         for iteration, target in ckpt_paths.items():
             source = self.ckpt_state_path(iteration)
             with atomic_write(target) as tmp:
