@@ -9,6 +9,7 @@ MicroDiT variants (Sehwag et al. 2024; microdit.md (h), (i)).
 
 import dataclasses
 import difflib
+import logging
 from collections.abc import Callable
 
 from torch import nn
@@ -17,6 +18,8 @@ from frugaldiff.config import ModelConfig
 from frugaldiff.errors import ConfigError
 from frugaldiff.models.dit import DiT, DiTConfig
 from frugaldiff.models.unet import UNet, UNetConfig
+
+log = logging.getLogger(__name__)
 
 FamilyConfig = UNetConfig | DiTConfig
 
@@ -104,10 +107,40 @@ def resolve_model_config(cfg: ModelConfig) -> FamilyConfig:
         raise ConfigError(f"model.name={cfg.name!r}; expected one of {sorted(MODEL_SIZES)}{hint}")
     overrides = {
         key: getattr(cfg, key)
-        for key in ("image_size", "num_classes", "dropout")
+        for key in ("image_size", "in_channels", "num_classes", "dropout")
         if getattr(cfg, key) is not None
     }
     return dataclasses.replace(MODEL_SIZES[cfg.name], **overrides)
+
+
+def fit_to_data(cfg: ModelConfig, sample_shape: tuple[int, int, int], source: str) -> ModelConfig:
+    """`cfg` with in_channels and image_size of the training data (C, H, W), H == W.
+
+    The data decide: a named size trained on other inputs (DiT-XL/2's 4×32×32 on a tiny test
+    VAE's latents) is adapted and logged; an explicit override that disagrees is a ConfigError.
+    """
+    channels, height, width = sample_shape
+    if height != width:
+        raise ConfigError(f"{source}: inputs are {height}x{width}; the models expect square ones")
+    family = resolve_model_config(cfg)
+    for key, value in (("in_channels", channels), ("image_size", height)):
+        explicit = getattr(cfg, key)
+        if explicit is not None and explicit != value:
+            raise ConfigError(
+                f"model.{key}={explicit}, but {source} holds inputs with {key}={value}; "
+                f"remove the override or use other data"
+            )
+    if (family.in_channels, family.image_size) == (channels, height):
+        return cfg
+    log.warning(
+        "model %s: in_channels/image_size %s/%s adapted to the data's %s/%s",
+        cfg.name,
+        family.in_channels,
+        family.image_size,
+        channels,
+        height,
+    )
+    return dataclasses.replace(cfg, in_channels=channels, image_size=height)
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:
