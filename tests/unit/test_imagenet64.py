@@ -74,9 +74,12 @@ def test_missing_batch_and_wrong_count_are_errors(tmp_path: Path, monkeypatch) -
     cfg = DataConfig(dataset="imagenet64", archive=str(tmp_path / "in64"), md5=())
     with pytest.raises(DataError, match="expected 33"):
         prepare_imagenet64(
-            cfg, tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / "m.json",
+            cfg,
+            tmp_path / "a.npz",
+            tmp_path / "b.npz",
+            tmp_path / "m.json",
             expected_counts={"train": 33, "test": 4},
-        )  # fmt: skip
+        )
     (tmp_path / "in64" / "Imagenet64_train_part2_npz" / "train_data_batch_7.npz").unlink()
     with pytest.raises(DataError, match=r"found train batches \[1, 2, 3, 4, 5, 6, 8, 9, 10\]"):
         prepare(cfg, tmp_path / "out")
