@@ -1,7 +1,7 @@
 rule train_model:
     input:
         config=run_path("config.yaml"),
-        data=f"{RESULTS}/data/cifar10/train.npz",
+        data=TRAIN_INPUT,
         init=init_checkpoint,
     output:
         ckpts=directory(run_path("ckpt")),
@@ -35,7 +35,7 @@ rule train_model:
 rule halve_steps:
     input:
         config=run_path("config.yaml"),
-        data=f"{RESULTS}/data/cifar10/train.npz",
+        data=TRAIN_INPUT,
         teacher=halving_teacher_input,
     output:
         ckpt=run_path("halving/n{n}/ckpt.pt"),
