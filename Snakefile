@@ -8,7 +8,12 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "configs/smoke.yaml"
+# The smoke tier is the default; a --configfile replaces it whole. (A bare `configfile:` would be
+# merged key by key under every --configfile: smoke's runs and data.train_images leaked into
+# the other tiers.)
+if not workflow.overwrite_configfiles:
+
+    configfile: "configs/smoke.yaml"
 
 
 include: "workflow/rules/common.smk"
