@@ -206,3 +206,31 @@ def test_folder_that_is_not_an_autoencoder_is_rejected(tmp_path: Path) -> None:
     (folder / "config.json").write_text(json.dumps({"_class_name": "AutoencoderKL"}))
     with pytest.raises(DataError, match="no weights file"):
         locate_vae(LatentConfig(vae_path=str(folder)))
+
+
+def test_cli_without_vae_exits_2_naming_the_key(tmp_path: Path, monkeypatch, capsys) -> None:
+    from frugaldiff.cli import main
+    from frugaldiff.data.vae import VAE_ROOT_ENV
+
+    monkeypatch.delenv(VAE_ROOT_ENV, raising=False)
+    config = tmp_path / "data.yaml"
+    config.write_text("dataset: ffhq256\nlatent: {vae_hub_id: stabilityai/sd-vae-ft-ema}\n")
+    out = tmp_path / "latents" / "train.npz"
+    code = main(
+        [
+            "encode-latents",
+            "--config",
+            str(config),
+            "--data",
+            str(tmp_path / "train.npz"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--out",
+            str(out),
+            "--meta-out",
+            str(tmp_path / "latents" / "train.json"),
+        ]
+    )
+    assert code == 2
+    assert "error: no VAE weights: set data.latent.vae_path" in capsys.readouterr().err
+    assert not out.exists()
