@@ -102,8 +102,6 @@ def test_no_folder_names_the_key_and_the_layout(tmp_path: Path, monkeypatch) -> 
 
 
 def test_unprepared_paper_datasets_fail_naming_the_key(tmp_path: Path) -> None:
-    cfg = DataConfig(dataset="ffhq256", archive="/data/ffhq")
-    with pytest.raises(
-        DataError, match=r"data\.dataset='ffhq256': preparing it is not implemented"
-    ):
+    cfg = DataConfig(dataset="imagenet256", archive="/data/ilsvrc")
+    with pytest.raises(DataError, match=r"dataset='imagenet256': preparing it is not implemented"):
         prepare_dataset(cfg, tmp_path / "a", tmp_path / "b", tmp_path / "c", tmp_path)
