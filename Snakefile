@@ -8,8 +8,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-# The smoke tier unless the command line names a tier: `--configfile configs/cifar10.yaml`
-# replaces it (Snakemake would otherwise merge both files' run tables).
+# The smoke tier is the default; a --configfile replaces it whole. (A bare `configfile:` would be
+# merged key by key under every --configfile: smoke's runs and data.train_images leaked into
+# the other tiers.)
 if not workflow.overwrite_configfiles:
 
     configfile: "configs/smoke.yaml"
@@ -17,6 +18,7 @@ if not workflow.overwrite_configfiles:
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/latents.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/sample.smk"
 include: "workflow/rules/evaluate.smk"

@@ -32,11 +32,28 @@ EXIT_PREEMPTED = 3
 
 def cmd_prepare_data(args: argparse.Namespace) -> None:
     from frugaldiff.config import DataConfig, from_dict, load_yaml
-    from frugaldiff.data.cifar10 import prepare_cifar10
+    from frugaldiff.data.prepare import prepare_dataset
 
     cfg = from_dict(DataConfig, load_yaml(args.config), str(args.config))
-    meta = prepare_cifar10(cfg, args.train_out, args.test_out, args.meta_out, args.download_dir)
+    meta = prepare_dataset(cfg, args.train_out, args.test_out, args.meta_out, args.download_dir)
     print(f"prepared {meta}")
+
+
+def cmd_encode_latents(args: argparse.Namespace) -> None:
+    from frugaldiff.config import DataConfig, from_dict, load_yaml
+    from frugaldiff.data.latents import encode_latents
+    from frugaldiff.errors import ConfigError
+    from frugaldiff.io import write_json
+
+    cfg = from_dict(DataConfig, load_yaml(args.config), str(args.config))
+    if cfg.latent is None:
+        raise ConfigError(f"{args.config}: data.latent is not set; nothing to encode")
+    meta = encode_latents(
+        cfg.latent, args.data, args.out, args.cache_dir, progress=_progress("encoding")
+    )
+    write_json(args.meta_out, meta)
+    how = "reused the cache" if meta["reused"] else "encoded"
+    print(f"{how}: {meta['num_images']} latents {meta['latent_shape']} -> {args.out}")
 
 
 def _drive(trainer: "Trainer", desc: str) -> None:
@@ -184,9 +201,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--download-dir", type=Path, required=True)
     p.set_defaults(func=cmd_prepare_data)
 
+    p = sub.add_parser("encode-latents", help="VAE posteriors of a split (cached), data.latent")
+    p.add_argument("--config", type=Path, required=True, help="resolved data config (yaml)")
+    p.add_argument("--data", type=Path, required=True, help="uint8 split .npz")
+    p.add_argument("--cache-dir", type=Path, required=True, help="latents cache, keyed by content")
+    p.add_argument("--out", type=Path, required=True, help="latents .npz")
+    p.add_argument("--meta-out", type=Path, required=True, help="latents provenance .json")
+    p.set_defaults(func=cmd_encode_latents)
+
     p = sub.add_parser("train", help="train one run; resumes from --state-dir")
     p.add_argument("--config", type=Path, required=True, help="resolved run config (yaml)")
-    p.add_argument("--data", type=Path, required=True, help="train split .npz")
+    p.add_argument("--data", type=Path, required=True, help="train split or latents .npz")
     p.add_argument("--state-dir", type=Path, required=True)
     p.add_argument("--ckpt-dir", type=Path, required=True)
     p.add_argument("--metrics-out", type=Path, required=True)
@@ -196,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("halve", help="one progressive-distillation halving (2N -> N steps)")
     p.add_argument("--config", type=Path, required=True, help="resolved run config (yaml)")
-    p.add_argument("--data", type=Path, required=True, help="train split .npz")
+    p.add_argument("--data", type=Path, required=True, help="train split or latents .npz")
     p.add_argument("--teacher", type=Path, required=True, help="the 2N-step model checkpoint")
     p.add_argument("--student-steps", type=int, required=True, help="N")
     p.add_argument("--state-dir", type=Path, required=True)

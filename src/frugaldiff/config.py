@@ -25,16 +25,41 @@ T = typing.TypeVar("T")
 CIFAR10_FULL_MD5 = "c58f30108f718f92721af3b95e74349a"
 
 
+# Datasets a tier may name; data/prepare.py says which ones the harness can prepare yet.
+DATASETS = ("cifar10", "imagenet64", "ffhq256", "metfaces256", "imagenet256")
+
+
+@dataclass(frozen=True)
+class LatentConfig:
+    """Train in the latent space of a diffusers `AutoencoderKL` (data/vae.py, data/latents.py).
+
+    The VAE comes from, in order: `vae_path` (a local folder as written by `save_pretrained`:
+    config.json + diffusion_pytorch_model.safetensors), the folder $FRUGALDIFF_VAE_ROOT/<vae_hub_id>
+    (one machine's copies of several VAEs, with no home path in the YAML), or, only when
+    `download` is true, the hub id at `vae_revision`. Its scaling factor is read from its
+    config, never assumed (speed.md (b)).
+    """
+
+    vae_hub_id: str | None = None  # e.g. stabilityai/sd-vae-ft-ema: the name recorded and fetched
+    vae_path: str | None = None  # local diffusers AutoencoderKL folder
+    vae_revision: str | None = None  # hub revision (branch, tag or commit); None: main
+    download: bool = False  # allowed to fetch vae_hub_id when no local folder is named
+    encode_batch_size: int = 32
+    device: str = "auto"  # auto | cpu | cuda, for encoding and for decoding samples
+
+
 @dataclass(frozen=True)
 class DataConfig:
-    """Where the images come from and how many of them a tier uses."""
+    """Where the images come from, how many of them a tier uses, and the optional latent space."""
 
-    dataset: str = "cifar10"
-    archive: str | None = None  # local copy; None: env FRUGALDIFF_CIFAR10_ARCHIVE, else download
+    dataset: str = "cifar10"  # one of DATASETS
+    archive: str | None = None  # local copy (file or folder); None: the dataset's env var, else
+    # download where the dataset allows it (CIFAR-10 only)
     md5: tuple[str, ...] = (CIFAR10_FULL_MD5,)  # accepted archive checksums
     download: bool = True  # allowed to fetch the official archive when no local copy is named
     train_images: int | None = None  # first N training images (None: all)
     test_images: int | None = None
+    latent: LatentConfig | None = None  # None: pixel space
 
 
 @dataclass(frozen=True)
@@ -46,6 +71,7 @@ class ModelConfig:
 
     name: str = "unet-smoke"
     image_size: int | None = None
+    in_channels: int | None = None  # the Trainer fills image_size/in_channels from the data
     num_classes: int | None = None
     dropout: float | None = None
 
@@ -158,6 +184,10 @@ class RunSpec:
     diffusion: dict[str, Any] = field(default_factory=dict)  # overrides of the method block
     train: TrainConfig = field(default_factory=TrainConfig)
     sample_sets: tuple[SampleSetConfig, ...] = (SampleSetConfig(),)
+
+
+# The rule kinds a tier's `resources:` block can size (workflow/rules/*.smk: job_resources).
+RESOURCE_KINDS = ("default", "prepare", "encode", "train", "sample", "evaluate")
 
 
 @dataclass(frozen=True)
@@ -312,6 +342,16 @@ def parse_tier_config(data: dict[str, Any], source: str) -> TierConfig:
     tier = from_dict(TierConfig, data, source)
     if not tier.runs:
         raise ConfigError(f"{source}: runs is empty; expected at least one run")
+    if tier.data.dataset not in DATASETS:
+        raise ConfigError(
+            f"{source}: data.dataset={tier.data.dataset!r}; expected one of {list(DATASETS)}"
+        )
+    unknown = sorted(set(tier.resources) - set(RESOURCE_KINDS))
+    if unknown:
+        raise ConfigError(
+            f"{source}: resources.{unknown[0]} is not a rule kind; expected one of "
+            f"{list(RESOURCE_KINDS)} (a kind without an entry uses resources.default)"
+        )
     for name, run in tier.runs.items():
         if run.init_from is not None and run.init_from not in tier.runs:
             raise ConfigError(
@@ -324,6 +364,14 @@ def parse_tier_config(data: dict[str, Any], source: str) -> TierConfig:
                 f"{source}: runs.{name}.train.ckpt_iters must be increasing, unique and "
                 f"<= iterations={run.train.iterations}; got {list(ckpts)}"
             )
+        if tier.data.latent is not None:
+            clipped = [i for i, s in enumerate(run.sample_sets) if s.clip_x0]
+            if clipped:
+                raise ConfigError(
+                    f"{source}: runs.{name}.sample_sets{clipped}.clip_x0 is true, but data.latent "
+                    "is set: clipping x̂ to [-1, 1] suits pixels, not VAE latents; set "
+                    "clip_x0: false (SpeeD samples latents without clipping, speed.md (b))"
+                )
     return tier
 
 

@@ -94,3 +94,15 @@ def read_npz(path: Path | str, *keys: str) -> dict[str, np.ndarray]:
             return {k: data[k] for k in (keys or data.files)}
     except (OSError, ValueError) as err:
         raise DataError(f"{path}: unreadable .npz ({err})") from err
+
+
+def npz_keys(path: Path | str) -> list[str]:
+    """Names of the arrays in an .npz, without reading them (to tell file kinds apart)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return list(data.files)
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path}: unreadable .npz ({err})") from err

@@ -83,3 +83,10 @@ def test_missing_required_key_is_named(tmp_path: Path) -> None:
     path.write_text("tier: smoke\n")
     with pytest.raises(ConfigError, match="missing required keys"):
         load_run_config(path)
+
+
+def test_misspelled_resource_kind_is_named() -> None:
+    data = smoke()
+    data["resources"]["trian"] = data["resources"].pop("train")
+    with pytest.raises(ConfigError, match=r"resources\.trian is not a rule kind.*'train'"):
+        parse_tier_config(data, "smoke.yaml")

@@ -4,8 +4,9 @@
 #
 # results/<tier>/
 #   config/{data,evaluation}.yaml       resolved tier blocks
-#   data/cifar10/{train,test}.npz       uint8 (N, 3, 32, 32) + labels
-#   reference/cifar10-<split>.npz       Inception statistics (both pipelines) + provenance
+#   data/<dataset>/{train,test}.npz     uint8 (N, 3, H, W) + labels (cifar10: 32, imagenet64: 64)
+#   data/<dataset>/latents/train.npz    VAE posterior mean/std, both flips (only with data.latent)
+#   reference/<dataset>-<split>.npz     Inception statistics (both pipelines) + provenance
 #   <run>/config.yaml                   resolved run config
 #   <run>/ckpt/iter<k>.pt               checkpoints (raw + EMA weights)
 #   <run>/train/metrics.jsonl           loss, lr, images/s
@@ -29,6 +30,10 @@ validate(config, "../schemas/config.schema.yaml", set_default=False)
 RESULTS = f"{TIER.results_dir}/{TIER.tier}"
 STUDIES = sorted({spec.study for spec in TIER.runs.values()})
 CACHE = f"{TIER.results_dir}/cache"
+DATASET = TIER.data.dataset
+DATA = f"{RESULTS}/data/{DATASET}"
+# What training reads: the uint8 split, or its cached latents when the tier sets data.latent.
+TRAIN_INPUT = f"{DATA}/latents/train.npz" if TIER.data.latent else f"{DATA}/train.npz"
 # Jobs find the `frugaldiff` CLI of the Python that runs Snakemake, so no venv needs activating
 # (locally or inside SLURM jobs, which reuse the calling Snakemake's Python).
 shell.prefix(f"export PATH={Path(sys.executable).parent}:$PATH; ")
@@ -112,7 +117,7 @@ def checkpoints_of(run):
 
 
 def reference_for_run(wildcards):
-    return f"{RESULTS}/reference/cifar10-{TIER.evaluation.reference_split}.npz"
+    return f"{RESULTS}/reference/{DATASET}-{TIER.evaluation.reference_split}.npz"
 
 
 def halvings_of(run):

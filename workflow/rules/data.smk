@@ -33,9 +33,9 @@ rule prepare_data:
     input:
         f"{RESULTS}/config/data.yaml",
     output:
-        train=f"{RESULTS}/data/cifar10/train.npz",
-        test=f"{RESULTS}/data/cifar10/test.npz",
-        meta=f"{RESULTS}/data/cifar10/meta.json",
+        train=f"{DATA}/train.npz",
+        test=f"{DATA}/test.npz",
+        meta=f"{DATA}/meta.json",
     params:
         download_dir=f"{CACHE}/downloads",
     log:
@@ -43,7 +43,7 @@ rule prepare_data:
     conda:
         ENVIRONMENT
     resources:
-        **job_resources("default"),
+        **job_resources("prepare"),
     shell:
         "exec frugaldiff prepare-data"
         " --config {input}"

@@ -1,16 +1,16 @@
 rule reference_stats:
     input:
         config=f"{RESULTS}/config/evaluation.yaml",
-        data=f"{RESULTS}/data/cifar10/{{split}}.npz",
-        meta=f"{RESULTS}/data/cifar10/meta.json",
+        data=f"{DATA}/{{split}}.npz",
+        meta=f"{DATA}/meta.json",
     output:
-        f"{RESULTS}/reference/cifar10-{{split}}.npz",
+        f"{RESULTS}/reference/{DATASET}-{{split}}.npz",
     params:
         cache_dir=f"{CACHE}/inception",
     log:
-        f"{RESULTS}/logs/reference_stats/cifar10-{{split}}.log",
+        f"{RESULTS}/logs/reference_stats/{DATASET}-{{split}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/reference_stats/cifar10-{{split}}.tsv"
+        f"{RESULTS}/benchmarks/reference_stats/{DATASET}-{{split}}.tsv"
     conda:
         ENVIRONMENT
     threads: resources_for("evaluate", "cpus")

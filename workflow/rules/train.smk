@@ -1,7 +1,7 @@
 rule train_model:
     input:
         config=run_path("config.yaml"),
-        data=f"{RESULTS}/data/cifar10/train.npz",
+        data=TRAIN_INPUT,
         init=init_checkpoint,
     output:
         ckpts=directory(run_path("ckpt")),
@@ -27,13 +27,14 @@ rule train_model:
         " --ckpt-dir {output.ckpts}"
         " --metrics-out {output.metrics}"
         " --summary-out {output.summary}"
+        " --nproc {resources.gpu}"
         " > {log} 2>&1"
 
 
 rule halve_steps:
     input:
         config=run_path("config.yaml"),
-        data=f"{RESULTS}/data/cifar10/train.npz",
+        data=TRAIN_INPUT,
         teacher=halving_teacher_input,
     output:
         ckpt=run_path("halving/n{n}/ckpt.pt"),
@@ -62,4 +63,5 @@ rule halve_steps:
         " --out {output.ckpt}"
         " --metrics-out {output.metrics}"
         " --summary-out {output.summary}"
+        " --nproc {resources.gpu}"
         " > {log} 2>&1"

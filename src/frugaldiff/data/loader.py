@@ -2,19 +2,38 @@
 
 Epoch e visits the images in a permutation drawn from a generator seeded by (seed, "epoch", e);
 batch k takes positions [k·B, (k+1)·B) of the concatenated epochs. Resuming at iteration k
-therefore needs no loader state, and every variant of a study sees the same data order.
+therefore needs no loader state, and every variant of a study sees the same data order. The
+data are uint8 images (pixel tiers) or cached VAE latents (data/latents.py, paper tiers); both
+turn indices, flips and a generator into model inputs.
 """
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
 
 from frugaldiff.data.images import check_images, to_model_range
+from frugaldiff.data.latents import LatentDataset
 from frugaldiff.errors import DataError
-from frugaldiff.io import read_npz
+from frugaldiff.io import npz_keys, read_npz
 from frugaldiff.rng import derive_seed, make_generator
+
+
+class TrainingData(Protocol):
+    """What a BatchSchedule draws from: N examples with labels and one input shape."""
+
+    labels: np.ndarray
+
+    def __len__(self) -> int: ...
+
+    @property
+    def sample_shape(self) -> tuple[int, int, int]: ...
+
+    def examples(
+        self, idx: np.ndarray, flip: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True)
@@ -36,11 +55,30 @@ class ImageDataset:
     def __len__(self) -> int:
         return len(self.images)
 
+    @property
+    def sample_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one model input."""
+        c, h, w = self.images.shape[1:]
+        return int(c), int(h), int(w)
+
+    def examples(
+        self, idx: np.ndarray, flip: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
+        """Images `idx` as float32 (B, 3, H, W) in [-1, 1], mirrored where `flip` (B,)."""
+        del generator  # pixels need no draw of their own
+        images = to_model_range(self.images[idx])  # (B, 3, H, W)
+        return torch.where(flip[:, None, None, None], images.flip(-1), images)
+
+
+def load_training_data(path: Path | str) -> TrainingData:
+    """Images (prepare_data's .npz) or cached latents (encode_latents' .npz), by content."""
+    return LatentDataset.load(path) if "mean" in npz_keys(path) else ImageDataset.load(path)
+
 
 class BatchSchedule:
-    """Maps an iteration index to a batch of images in [-1, 1] and their labels."""
+    """Maps an iteration index to a batch of model inputs and their labels."""
 
-    def __init__(self, dataset: ImageDataset, batch_size: int, seed: int, hflip: bool) -> None:
+    def __init__(self, dataset: TrainingData, batch_size: int, seed: int, hflip: bool) -> None:
         if batch_size > len(dataset):
             raise DataError(f"batch_size={batch_size} exceeds the {len(dataset)} training images")
         self.dataset = dataset
@@ -67,12 +105,12 @@ class BatchSchedule:
         )
 
     def batch(self, iteration: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images (B, 3, H, W) float32 in [-1, 1] and labels (B,) for `iteration`."""
+        """Inputs (B, C, H, W) float32 (images in [-1, 1] or scaled latents), labels (B,)."""
         idx = self.indices(iteration).numpy()
-        images = to_model_range(self.dataset.images[idx])  # (B, 3, H, W)
         labels = torch.from_numpy(self.dataset.labels[idx])  # (B,)
+        flip = torch.zeros(len(idx), dtype=torch.bool)  # (B,)
         if self.hflip:
             gen = make_generator(derive_seed(self.seed, "hflip", iteration))
             flip = torch.rand(len(idx), generator=gen) < 0.5  # (B,)
-            images = torch.where(flip[:, None, None, None], images.flip(-1), images)
-        return images, labels
+        posterior = make_generator(derive_seed(self.seed, "posterior", iteration))
+        return self.dataset.examples(idx, flip, posterior), labels

@@ -9,6 +9,7 @@ MicroDiT variants (Sehwag et al. 2024; microdit.md (h), (i)).
 
 import dataclasses
 import difflib
+import logging
 from collections.abc import Callable
 
 from torch import nn
@@ -17,6 +18,8 @@ from frugaldiff.config import ModelConfig
 from frugaldiff.errors import ConfigError
 from frugaldiff.models.dit import DiT, DiTConfig
 from frugaldiff.models.unet import UNet, UNetConfig
+
+log = logging.getLogger(__name__)
 
 FamilyConfig = UNetConfig | DiTConfig
 
@@ -93,6 +96,40 @@ MODEL_SIZES: dict[str, FamilyConfig] = {
     "DiT-B/2": _latent_dit(768, 12, 12),
     "DiT-L/2": _latent_dit(1024, 24, 16),
     "DiT-XL/2": _latent_dit(1152, 28, 16),
+    # MicroDiT paper tier (microdit.md (h), (i)): MicroDiT_Tiny_2's shape (D 512, L 16, head
+    # width 32 -> 16 heads) with its 4×512 patch-mixer, class-conditional on 4×32² latents.
+    # Deviation: plain DiT blocks (no SwiGLU, QK-norm, MoE or layer-wise scaling: flags), as in
+    # microdit.md (b) "our default". Naive masking has no mixer ((c)).
+    "MicroDiT-Tiny/2": dataclasses.replace(
+        _latent_dit(512, 16, 16), patch_mixer_depth=4, masking="deferred"
+    ),
+    "MicroDiT-Tiny/2-naive": dataclasses.replace(_latent_dit(512, 16, 16), masking="naive"),
+    # Progressive distillation's U-Nets (guided_distillation.md (g)) with a class embedding,
+    # for the distill paper tier. CIFAR-10: 256 / [1,1,1] / 3 / 8,16, 1 head, dropout 0.2.
+    "unet-pd-cifar10": UNetConfig(
+        image_size=32,
+        base_channels=256,
+        channel_mult=(1, 1, 1),
+        num_res_blocks=3,
+        attention_resolutions=(8, 16),
+        num_classes=10,
+        dropout=0.2,
+        num_groups=32,
+        num_heads=1,
+    ),
+    # ImageNet 64²: 192 / [1,2,3,4] / 3 / 8,16,32, dropout 0.1. Deviation: PD uses head width 64
+    # (6, 9, 12 heads at 384, 576, 768 channels); our U-Net has one head count: 6 everywhere.
+    "unet-pd-imagenet64": UNetConfig(
+        image_size=64,
+        base_channels=192,
+        channel_mult=(1, 2, 3, 4),
+        num_res_blocks=3,
+        attention_resolutions=(8, 16, 32),
+        num_classes=1000,
+        dropout=0.1,
+        num_groups=32,
+        num_heads=6,
+    ),
 }
 
 
@@ -104,10 +141,40 @@ def resolve_model_config(cfg: ModelConfig) -> FamilyConfig:
         raise ConfigError(f"model.name={cfg.name!r}; expected one of {sorted(MODEL_SIZES)}{hint}")
     overrides = {
         key: getattr(cfg, key)
-        for key in ("image_size", "num_classes", "dropout")
+        for key in ("image_size", "in_channels", "num_classes", "dropout")
         if getattr(cfg, key) is not None
     }
     return dataclasses.replace(MODEL_SIZES[cfg.name], **overrides)
+
+
+def fit_to_data(cfg: ModelConfig, sample_shape: tuple[int, int, int], source: str) -> ModelConfig:
+    """`cfg` with in_channels and image_size of the training data (C, H, W), H == W.
+
+    The data decide: a named size trained on other inputs (DiT-XL/2's 4×32×32 on a tiny test
+    VAE's latents) is adapted and logged; an explicit override that disagrees is a ConfigError.
+    """
+    channels, height, width = sample_shape
+    if height != width:
+        raise ConfigError(f"{source}: inputs are {height}x{width}; the models expect square ones")
+    family = resolve_model_config(cfg)
+    for key, value in (("in_channels", channels), ("image_size", height)):
+        explicit = getattr(cfg, key)
+        if explicit is not None and explicit != value:
+            raise ConfigError(
+                f"model.{key}={explicit}, but {source} holds inputs with {key}={value}; "
+                f"remove the override or use other data"
+            )
+    if (family.in_channels, family.image_size) == (channels, height):
+        return cfg
+    log.warning(
+        "model %s: in_channels/image_size %s/%s adapted to the data's %s/%s",
+        cfg.name,
+        family.in_channels,
+        family.image_size,
+        channels,
+        height,
+    )
+    return dataclasses.replace(cfg, in_channels=channels, image_size=height)
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:

@@ -20,6 +20,7 @@ from PIL import Image
 from frugaldiff import preemption
 from frugaldiff.config import RunConfig, SampleSetConfig, from_dict, to_dict
 from frugaldiff.data.images import image_grid, to_uint8
+from frugaldiff.data.vae import pixel_decoder
 from frugaldiff.devices import resolve_device
 from frugaldiff.diffusion.parameterization import broadcast_like, x0_from
 from frugaldiff.diffusion.schedule import NoiseSchedule, build_schedule_by_name
@@ -110,6 +111,8 @@ class SampleSetDrawer:
         else:
             self.model = load_guided_model(payload["ema"], self.run.model, self.w_max)
         self.model.to(self.device).eval()
+        # Latent runs decode x̂ with their VAE, so evaluation still sees uint8 images.
+        self.decode = pixel_decoder(self.run.data.latent, payload.get("latent"), request.checkpoint)
         self.schedule = build_schedule_by_name(self.run.diffusion.schedule)
         self.solver = build_solver(request.sample_set.solver, self.schedule)
         self.timesteps = timestep_grid(request.sample_set.steps, self.schedule).to(self.device)
@@ -142,7 +145,8 @@ class SampleSetDrawer:
             denoiser = clip_denoiser(denoiser)
         with torch.inference_mode():
             x0 = self.solver.solve(denoiser, x_T, self.timesteps, gens)  # (b, C, H, W)
-        return to_uint8(x0), labels.cpu().numpy()
+            images = self.decode(x0)  # (b, 3, H', W') in [-1, 1]
+        return to_uint8(images), labels.cpu().numpy()
 
     def ranges(self) -> Iterator[range]:
         """The image index ranges of successive batches."""

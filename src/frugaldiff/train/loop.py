@@ -11,6 +11,7 @@ alone writes (train/distributed.py says what does and does not depend on the wor
 """
 
 import copy
+import dataclasses
 import json
 import logging
 import shutil
@@ -24,10 +25,12 @@ import torch
 
 from frugaldiff import preemption
 from frugaldiff.config import RunConfig, to_dict
-from frugaldiff.data.loader import BatchSchedule, ImageDataset
+from frugaldiff.data.latents import LatentDataset
+from frugaldiff.data.loader import BatchSchedule, load_training_data
 from frugaldiff.devices import resolve_device
 from frugaldiff.errors import NumericsError
 from frugaldiff.io import atomic_write, write_json
+from frugaldiff.models.registry import fit_to_data
 from frugaldiff.preemption import Preempted
 from frugaldiff.provenance import config_hash
 from frugaldiff.rng import derive_seed, make_generator
@@ -66,15 +69,20 @@ class Trainer:
         student_steps: int = 0,
         world: World = SINGLE_PROCESS,
     ) -> None:
+        self.dataset = load_training_data(train_data)
+        # The data give the model its input channels and size (pixels or VAE latents).
+        model_cfg = fit_to_data(cfg.model, self.dataset.sample_shape, str(train_data))
+        cfg = dataclasses.replace(cfg, model=model_cfg)
         stage = build_stage(cfg, halving_teacher, student_steps)
         self.cfg = cfg
         self.tc = tc = stage.train  # the run's train config, or a halving's (train/stages.py)
-        self.extras = stage.extras
+        self.extras = dict(stage.extras)
+        if isinstance(self.dataset, LatentDataset):
+            self.extras["latent"] = self.dataset.codec_identity  # sampling decodes with it
         self.state_dir = state_dir
         self.world = world
         self.shard = shard_for_rank(tc.batch_size, world.rank, world.size)  # this rank's rows
         self.device = world.place(resolve_device(tc.device))
-        self.dataset = ImageDataset.load(train_data)
         self.batches = BatchSchedule(self.dataset, tc.batch_size, tc.seed, tc.hflip)
         self.model = stage.model.to(self.device)
         self.objective = stage.objective
