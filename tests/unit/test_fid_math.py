@@ -60,6 +60,17 @@ def test_fid_matches_torch_fidelity_and_scipy_sqrtm() -> None:
     assert ours == pytest.approx(direct, rel=1e-9)
 
 
+@pytest.mark.parametrize(("n1", "n2"), [(12, 20), (12, 80), (80, 90)])
+def test_fid_from_features_equals_fid_from_covariances(n1: int, n2: int) -> None:
+    """The SVD shortcut for N - 1 < D gives the eigh route's value (and N >= D falls back)."""
+    rng = np.random.default_rng(3)
+    f1, f2 = _features(rng, n1, 64), _features(rng, n2, 64, shift=0.3)
+    (mu1, s1), (mu2, s2) = feature_stats(f1), feature_stats(f2)
+    direct = frechet_distance(mu1, s1, mu2, s2)
+    assert frechet_distance(mu1, s1, mu2, s2, f1, f2) == pytest.approx(direct, rel=1e-10)
+    assert frechet_distance(mu1, s1, mu1, s1, f1, f1) == pytest.approx(0.0, abs=1e-9)
+
+
 def test_frechet_distance_rejects_bad_inputs() -> None:
     mu, sigma = np.zeros(4), np.eye(4)
     with pytest.raises(DataError, match="do not agree"):
