@@ -145,6 +145,11 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
 
 
+# Which student makes S's 2/N jumps at N sampler steps (guided_distillation.md d):
+# "half": the N/2-step student (trained with train_grid "fine"); "same": the N-step student.
+JUMP_MODELS = ("half", "same")
+
+
 @dataclass(frozen=True)
 class SampleSetConfig:
     """One sample set drawn from every checkpoint: solver, steps, guidance weight w (Meng)."""
@@ -153,6 +158,12 @@ class SampleSetConfig:
     steps: int = 16
     w: float = 0.0
     clip_x0: bool = True
+    # S only, on a halving chain (guided_distillation.md d): "half" = the N/2-step student makes
+    # the 2/N jumps of an N-step S sampler (drawn from it at twice its steps), "same" = each
+    # student on its own grid. It picks the halving sets the DAG draws; the sampler records the
+    # jump model its checkpoint and steps imply (the teacher and stage 1 jump with themselves;
+    # distill/sampling.py: halving_sample_sets, jump_model_of).
+    jump_model: str = "half"
 
 
 @dataclass(frozen=True)
@@ -364,6 +375,12 @@ def parse_tier_config(data: dict[str, Any], source: str) -> TierConfig:
                 f"{source}: runs.{name}.train.ckpt_iters must be increasing, unique and "
                 f"<= iterations={run.train.iterations}; got {list(ckpts)}"
             )
+        for i, s in enumerate(run.sample_sets):
+            if s.jump_model not in JUMP_MODELS:
+                raise ConfigError(
+                    f"{source}: runs.{name}.sample_sets[{i}].jump_model={s.jump_model!r}; "
+                    f"expected one of {list(JUMP_MODELS)}"
+                )
         if tier.data.latent is not None:
             clipped = [i for i, s in enumerate(run.sample_sets) if s.clip_x0]
             if clipped:

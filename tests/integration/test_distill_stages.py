@@ -117,6 +117,41 @@ def test_teacher_guided_costs_two_passes(chain: dict, tmp_path: Path) -> None:
     assert generate_samples(request, tmp_path / "x.npz", tmp_path / "x.png")["nfe_per_image"] == 8
 
 
+@pytest.mark.parametrize(("steps", "jump_model"), [(4, "half"), (2, "same")])
+def test_s_jump_model_follows_the_checkpoint_and_steps(
+    chain: dict, tmp_path: Path, steps: int, jump_model: str
+) -> None:
+    """The 2-step halving drives S at 4 steps (half: it makes the 2/4 jumps) or at 2 (same)."""
+    request = SampleRequest(
+        chain["n2"],
+        SampleSetConfig(solver="stochastic", steps=steps, w=1.0, jump_model=jump_model),
+        num_images=3,
+        seed=0,
+        batch_size=2,
+        device="cpu",
+    )
+    meta = generate_samples(request, tmp_path / "x.npz", tmp_path / "x.png")
+    assert meta["jump_model"] == jump_model
+    assert meta["checkpoint"] == str(chain["n2"])
+    assert meta["student_steps"] == 2
+    assert meta["steps"] == steps
+    assert meta["nfe_per_image"] == steps  # one pass per call, N calls
+    assert meta["train_grid"] == chain["cfg"].distill.train_grid
+
+
+def test_stage_one_s_jumps_with_itself(chain: dict, tmp_path: Path) -> None:
+    request = SampleRequest(
+        chain["student"],
+        SampleSetConfig(solver="stochastic", steps=4, w=1.0),
+        num_images=2,
+        seed=0,
+        batch_size=2,
+        device="cpu",
+    )
+    meta = generate_samples(request, tmp_path / "x.npz", tmp_path / "x.png")
+    assert (meta["jump_model"], meta["train_grid"], meta["nfe_per_image"]) == ("same", None, 4)
+
+
 def test_halving_student_only_on_its_own_grid(chain: dict, tmp_path: Path) -> None:
     request = SampleRequest(
         chain["n2"],
@@ -128,3 +163,7 @@ def test_halving_student_only_on_its_own_grid(chain: dict, tmp_path: Path) -> No
     )
     with pytest.raises(ConfigError, match="own grid"):
         generate_samples(request, tmp_path / "x.npz", tmp_path / "x.png")
+    # S reaches twice the steps (half), never more.
+    s_at_eight = dataclasses.replace(request, sample_set=SampleSetConfig("stochastic", 8, 0.0))
+    with pytest.raises(ConfigError, match="own grid"):
+        generate_samples(s_at_eight, tmp_path / "x.npz", tmp_path / "x.png")

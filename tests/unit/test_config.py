@@ -51,6 +51,13 @@ def test_ckpt_iters_beyond_budget_rejected() -> None:
         parse_tier_config(data, "smoke.yaml")
 
 
+def test_unknown_jump_model_is_named() -> None:
+    data = smoke()
+    data["runs"]["distill-student"]["sample_sets"][-1]["jump_model"] = "double"
+    with pytest.raises(ConfigError, match=r"runs\.distill-student\.sample_sets\[2\]\.jump_model="):
+        parse_tier_config(data, "smoke.yaml")
+
+
 def test_unknown_method_block_lists_known(tmp_path: Path) -> None:
     data = smoke()
     data["runs"]["speed-baseline"]["method"] = "basline"

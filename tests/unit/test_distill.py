@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from frugaldiff.config import ModelConfig
+from frugaldiff.config import ModelConfig, SampleSetConfig
 from frugaldiff.diffusion.parameterization import broadcast_like, output_from_x0, x0_from
 from frugaldiff.diffusion.schedule import CosineLogSNRSchedule
 from frugaldiff.diffusion.weighting import TruncatedSNRWeighting
@@ -22,7 +22,12 @@ from frugaldiff.distill.guided import (
     load_guided_model,
 )
 from frugaldiff.distill.progressive import ProgressiveDistillationObjective, halving_chain
-from frugaldiff.distill.sampling import jump_model_steps, student_denoiser
+from frugaldiff.distill.sampling import (
+    halving_sample_sets,
+    jump_model_of,
+    jump_model_steps,
+    student_denoiser,
+)
 from frugaldiff.errors import CheckpointError, ConfigError
 from frugaldiff.models.registry import build_model
 from frugaldiff.models.unet import UNet
@@ -408,6 +413,65 @@ def test_jump_model_steps() -> None:
         jump_model_steps(3, "half")
     with pytest.raises(ConfigError, match="jump_model"):
         jump_model_steps(4, "double")
+
+
+def test_jump_model_of_names_the_student_that_drives_s() -> None:
+    # A 4-step halving drives S at 8 steps (half) or 4 (same); D only on its own grid.
+    assert jump_model_of("stochastic", 8, 4, halving=True) == "half"
+    assert jump_model_of("stochastic", 4, 4, halving=True) == "same"
+    assert jump_model_of("ddim", 4, 4, halving=True) is None
+    # The teacher and the stage-1 student are continuous in t: S jumps with themselves.
+    assert jump_model_of("stochastic", 8, 8, halving=False) == "same"
+    assert jump_model_of("stochastic", 16, None, halving=False) == "same"
+    assert jump_model_of("ancestral", 16, None, halving=False) is None
+    for solver, steps in (("ddim", 8), ("stochastic", 16), ("stochastic", 2)):
+        with pytest.raises(ConfigError, match="own grid"):
+            jump_model_of(solver, steps, 4, halving=True)
+
+
+def test_halving_sample_sets_give_half_to_the_next_halving() -> None:
+    sets = (
+        SampleSetConfig("ddim", 8, 0.0),
+        SampleSetConfig("stochastic", 8, 1.0, jump_model="half"),
+        SampleSetConfig("stochastic", 8, 1.0, jump_model="same"),
+        SampleSetConfig("ddim", 8, 0.0, clip_x0=False),  # same path as the first: dropped
+    )
+    got = [(n, s.solver, s.steps, s.w, s.jump_model) for n, s in halving_sample_sets([4, 2], sets)]
+    assert got == [
+        (4, "ddim", 4, 0.0, "half"),
+        (4, "stochastic", 8, 1.0, "half"),
+        (4, "stochastic", 4, 1.0, "same"),
+        (2, "ddim", 2, 0.0, "half"),
+        (2, "stochastic", 4, 1.0, "half"),
+        (2, "stochastic", 2, 1.0, "same"),
+    ]
+    # Each set's checkpoint n is the student jump_model_of finds for it; no S half at 2 steps
+    # (the last halving's 1-step student is never trained).
+    for n, solver, steps, _, jump in got:
+        expected = jump if solver == "stochastic" else None
+        assert jump_model_of(solver, steps, n, halving=True) == expected
+        if expected == "half":
+            assert jump_model_steps(steps, "half") == n
+    assert not [g for g in got if g[1] == "stochastic" and g[4] == "half" and g[2] == 2]
+
+
+@pytest.mark.parametrize(("jump_model", "student_steps"), [("half", 2), ("same", 4)])
+def test_s_at_four_steps_calls_only_its_jump_model(jump_model: str, student_steps: int) -> None:
+    """S at N = 4: the N/2-step (half) or N-step (same) student makes all N calls, 1 NFE each."""
+    networks = {n: FakeNetwork(nonlinear_x0) for n in (2, 4)}
+    driver = jump_model_steps(4, jump_model)
+    assert driver == student_steps
+    labels = torch.tensor([0, 3])
+    denoiser = NFECounter(student_denoiser(networks[driver], COSINE, "v", labels, 1.0))
+    z1 = torch.randn(2, 3, 2, 2, generator=make_generator(21), dtype=F64)
+    gens = [make_generator(derive_seed(0, "image", i)) for i in range(2)]
+    MengStochasticSolver(COSINE).solve(denoiser, z1, timestep_grid(4, COSINE), gens)
+    assert (denoiser.calls, denoiser.nfe) == (4, 4)
+    other = 4 if driver == 2 else 2
+    assert networks[other].calls == []
+    # Evaluated at every 1/4: for the 2-step student half of these are off its own grid (d).
+    times = [float(t[0]) for _, t in networks[driver].calls]
+    assert times == [1.0, 0.75, 0.5, 0.25]
 
 
 def test_frozen_teacher_refuses_train_mode() -> None:

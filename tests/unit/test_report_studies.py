@@ -3,9 +3,13 @@
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from frugaldiff.io import write_json
 from frugaldiff.report.build import build_report
+from frugaldiff.report.collect import collect_metrics
+from frugaldiff.report.distill import IS_UNAVAILABLE, distill_table, fid_is_tradeoff
+from frugaldiff.report.plots import save_figure
 
 
 def record(
@@ -135,3 +139,85 @@ def test_distill_table_counts_nfe_per_model(tmp_path: Path) -> None:
     assert one_step["paper FID"].tolist() == [5.98]  # cited by DMD, from paper_values.yaml
     assert table[table["method"] == "teacher"]["paper FID"].isna().all()
     assert (tmp_path / "report" / "figures" / "fid_vs_steps.png").stat().st_size > 0
+
+
+def distill_records(inception: bool) -> list[dict]:
+    """Teacher DDIM at 8 steps and a 4-step student (D, S half, S same) over w in {0, 1, 2}."""
+    records = []
+    for w in (0.0, 1.0, 2.0):
+        score = {"inception_score": 5.0 + w} if inception else {}
+        fid = 80.0 - 10 * w
+        teacher = record("teacher", "t", 0.0, fid, study="distill", steps=8, w=w)
+        teacher["metrics"].update(score)
+        records.append(teacher)
+        for solver, steps, jump in (
+            ("ddim", 4, None),
+            ("stochastic", 8, "half"),
+            ("stochastic", 4, "same"),
+        ):
+            student = record(
+                "student",
+                "s",
+                0.0,
+                fid + 5,
+                init_from="teacher",
+                study="distill",
+                solver=solver,
+                steps=steps,
+                w=w,
+                nfe_per_image=float(steps),
+                student_steps=4,
+                iteration=30,
+                jump_model=jump,
+                train_grid="fine",
+            )
+            student["metrics"].update(score)
+            records.append(student)
+    return records
+
+
+def tidy_of(records: list[dict], tmp_path: Path) -> pd.DataFrame:
+    paths = []
+    for i, r in enumerate(records):
+        paths.append(tmp_path / f"m{i}.json")
+        write_json(paths[-1], r)
+    return collect_metrics(paths)
+
+
+def test_distill_table_records_jump_model_and_train_grid(tmp_path: Path) -> None:
+    table = distill_table(tidy_of(distill_records(inception=False), tmp_path))
+    s_rows = table[(table["sampler"] == "S") & (table["w"] == 1.0)]
+    assert sorted(zip(s_rows["jump model"], s_rows["steps"], s_rows["NFE"], strict=True)) == [
+        ("half", 8, 8.0),
+        ("same", 4, 4.0),
+    ]
+    assert set(s_rows["train grid"]) == {"fine"}
+    teacher = table[table["method"] == "teacher"]
+    assert set(teacher["jump model"]) == {""}
+    assert set(table["IS"]) == {IS_UNAVAILABLE}
+    assert (table["KID"] == 0.1).all()
+
+
+@pytest.mark.parametrize("inception", [False, True])
+def test_fid_is_tradeoff_draws_is_only_when_measured(tmp_path: Path, inception: bool) -> None:
+    table = distill_table(tidy_of(distill_records(inception), tmp_path))
+    if inception:
+        assert table["IS"].tolist() == (5.0 + table["w"]).tolist()
+    fig = fid_is_tradeoff(table, "trade-off")
+    labels = [(ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes]
+    if inception:
+        assert labels == [("IS", "FID")]
+        assert "FID vs IS over w" in fig.axes[0].get_title()
+    else:
+        assert labels == [("w (guidance weight)", "FID"), ("w (guidance weight)", "KID")]
+        assert IS_UNAVAILABLE in fig.get_suptitle()
+    # One curve per (model, steps, sampler[, jump model]) at the (h) step counts 4 and 8.
+    legend = {t.get_text() for t in fig.axes[0].get_legend().get_texts()}
+    assert legend == {
+        "teacher D, 8 steps",
+        "student (4-step) D, 4 steps",
+        "student (4-step) S half, 8 steps",
+        "student (4-step) S same, 4 steps",
+    }
+    written = save_figure(fig, tmp_path / "figures" / "fid_is_tradeoff")
+    assert all(p.stat().st_size > 0 for p in written)

@@ -12,6 +12,8 @@
 #   <run>/train/metrics.jsonl           loss, lr, images/s
 #   <run>/state/                        resumable state (undeclared; survives failures)
 #   <run>/samples/iter<k>/<set>/        images.npz, grid.png, meta.json
+#   <run>/samples/n<N>/<set>/           a halving's sets: <solver>-s<N>-w<w> on its own grid;
+#                                       stochastic-s<2N>-w<w>: S `half`, this student jumps
 #   <run>/metrics/iter<k>/<set>.json    FID, KID, IS + provenance
 #   report/{tables,figures}/            the tier's tables and plots
 import os
@@ -129,17 +131,22 @@ def halvings_of(run):
 
 
 def metrics_of(run):
-    """Every metrics file of `run`: checkpoint x sample set, plus each halving's own grid."""
+    """Every metrics file of `run`: checkpoint x sample set, plus each halving's sets.
+
+    A halving n draws D and S `same` on its own grid (n steps) and S `half` at 2n steps, where
+    it makes the jumps (distill/sampling.py: halving_sample_sets).
+    """
+    from frugaldiff.distill.sampling import halving_sample_sets
+
     spec = TIER.runs[run]
     paths = [
         f"{RESULTS}/{run}/metrics/iter{k}/{s.solver}-s{s.steps}-w{s.w:g}.json"
         for k in spec.train.ckpt_iters
         for s in spec.sample_sets
     ]
-    solvers = sorted({(s.solver, s.w) for s in spec.sample_sets})
-    for n in halvings_of(run):
-        paths += [f"{RESULTS}/{run}/metrics/n{n}/{solver}-s{n}-w{w:g}.json" for solver, w in solvers]
-    return paths
+    for n, s in halving_sample_sets(halvings_of(run), spec.sample_sets):
+        paths.append(f"{RESULTS}/{run}/metrics/n{n}/{s.solver}-s{s.steps}-w{s.w:g}.json")
+    return list(dict.fromkeys(paths))
 
 
 def halving_teacher(wildcards):

@@ -3,20 +3,20 @@
 The student takes w as an input, so the solvers' denoiser D(z, t) → x̂ is one call on B rows,
 not the CFG teacher's 2B (guided_distillation.md c, h: "student: 1"). It plugs into DDIMSolver
 ("D") and MengStochasticSolver ("S") on timestep_grid(N, schedule). Stage-2 students are
-discrete: sample them on their own grid only (pitfall i.7), except S with `jump_model: half`.
+discrete: sample them on their own grid only (pitfall i.7), except S with `jump_model: half`,
+where the N/2-step student drives an N-step S sampler (jump_model_of, halving_sample_sets).
 """
+
+import dataclasses
 
 import torch
 from torch import Tensor
 
+from frugaldiff.config import JUMP_MODELS, SampleSetConfig
 from frugaldiff.diffusion.parameterization import broadcast_like, check_parameterization, x0_from
 from frugaldiff.diffusion.schedule import NoiseSchedule
 from frugaldiff.distill.teacher import TeacherNetwork
 from frugaldiff.errors import ConfigError
-
-# Which student makes S's 2/N jumps at N sampler steps (guided_distillation.md d):
-# "half": the N/2-step student (trained with train_grid "fine"); "same": the N-step student.
-JUMP_MODELS = ("half", "same")
 
 
 class StudentDenoiser:
@@ -89,3 +89,45 @@ def jump_model_steps(sampler_steps: int, jump_model: str) -> int:
             "number of steps (the jump model has steps/2)"
         )
     return sampler_steps // 2
+
+
+def jump_model_of(
+    solver: str, sampler_steps: int, student_steps: int | None, halving: bool
+) -> str | None:
+    """Which jump model a sample set of a checkpoint uses (meta.json's `jump_model`), or None.
+
+    Only S makes 2/N jumps, so other solvers get None. A halving's `student_steps`-step student
+    drives S at its own step count (`same`) or at twice it (`half`: it makes every 2/N jump of
+    the 2·student_steps-step sampler and its last 1/N step, guided_distillation.md d); any
+    other step count is off its grid (pitfall i.7): ConfigError. The teacher and the stage-1
+    student are continuous in t, so S jumps with the sampled network itself: `same`.
+    """
+    is_s = solver == "stochastic"
+    if not halving or sampler_steps == student_steps:
+        return "same" if is_s else None
+    if is_s and student_steps is not None and sampler_steps == 2 * student_steps:
+        return "half"
+    allowed = f"steps={student_steps}, or S (jump_model 'half') at steps={2 * (student_steps or 0)}"
+    raise ConfigError(
+        f"a {student_steps}-step student is sampled on its own grid only ({allowed}); "
+        f"got solver={solver!r}, steps={sampler_steps}"
+    )
+
+
+def halving_sample_sets(
+    chain: list[int], sample_sets: tuple[SampleSetConfig, ...]
+) -> list[tuple[int, SampleSetConfig]]:
+    """(student steps n, sample set) to draw from each halving's n-step checkpoint, in order.
+
+    The stage-1 run's sample sets give the (solver, w) pairs: D and S `same` run on the
+    student's own grid (n steps), S `half` at 2n steps with the n-step student making the
+    jumps (jump_model_steps(2n, "half") == n). So no `half` set has the last halving's step
+    count: its N/2-step student is never trained. One set per (n, solver, steps, w).
+    """
+    pairs: dict[tuple[int, str, int, float], tuple[int, SampleSetConfig]] = {}
+    for n in chain:
+        for s in sample_sets:
+            half = s.solver == "stochastic" and s.jump_model == "half"
+            steps = 2 * n if half else n
+            pairs.setdefault((n, s.solver, steps, s.w), (n, dataclasses.replace(s, steps=steps)))
+    return list(pairs.values())

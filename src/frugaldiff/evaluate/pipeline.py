@@ -87,6 +87,8 @@ def evaluate_sample_set(
         "steps": meta["steps"],
         "w": meta["w"],
         "clip_x0": meta["clip_x0"],
+        "jump_model": meta.get("jump_model"),
+        "train_grid": meta.get("train_grid"),
         "nfe_per_image": meta["nfe_per_image"],
         "seconds_per_image": meta["seconds_per_image"],
         "n_images": result["n_images"],

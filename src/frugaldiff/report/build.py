@@ -15,7 +15,7 @@ import pandas as pd
 from frugaldiff.errors import ConfigError, DataError
 from frugaldiff.io import atomic_write, read_json
 from frugaldiff.report.collect import collect_metrics
-from frugaldiff.report.distill import distill_table, fid_vs_steps
+from frugaldiff.report.distill import distill_table, fid_is_tradeoff, fid_vs_steps
 from frugaldiff.report.masking import fid_vs_mask_ratio, fid_vs_training_cost, masked_table
 from frugaldiff.report.plots import fid_vs_iteration, save_figure
 from frugaldiff.report.speedup import speedup_table
@@ -58,11 +58,15 @@ def masked_study(tidy: pd.DataFrame, summaries: pd.DataFrame, tier: str) -> tupl
 def distill_study(tidy: pd.DataFrame, summaries: pd.DataFrame, tier: str) -> tuple[Tables, Figures]:
     table = distill_table(tidy)
     caption = (
-        "Guided distillation: FID over steps x w x sampler (D deterministic, S stochastic) with "
-        "measured NFE and seconds per 1k images; paper column: 1-step FID cited by DMD; "
-        f"tier {tier}"
+        "Guided distillation: FID over steps x w x sampler (D deterministic, S stochastic, with "
+        "its jump model: half = the N/2-step student makes the 2/N jumps, same = the N-step "
+        "student; and the halving's train grid) with measured NFE and seconds per 1k images; "
+        f"paper column: 1-step FID cited by DMD; tier {tier}"
     )
-    figures = {"fid_vs_steps": fid_vs_steps(table, f"distill: FID vs steps per w ({tier})")}
+    figures = {
+        "fid_vs_steps": fid_vs_steps(table, f"distill: FID vs steps per w ({tier})"),
+        "fid_is_tradeoff": fid_is_tradeoff(table, f"distill: trade-off over w ({tier})"),
+    }
     return {"distill_fid_is": (caption, table)}, figures
 
 

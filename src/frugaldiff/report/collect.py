@@ -26,7 +26,14 @@ ID_COLUMNS = (
     "n_reference",
     "reference_split",
 )
-OPTIONAL_COLUMNS = ("variant", "mask_ratio", "init_from", "student_steps")
+OPTIONAL_COLUMNS = (
+    "variant",
+    "mask_ratio",
+    "init_from",
+    "student_steps",
+    "jump_model",
+    "train_grid",
+)
 METRICS = ("fid", "fid_cleanfid", "kid_mean", "kid_std", "inception_score")
 
 

@@ -25,7 +25,7 @@ from frugaldiff.devices import resolve_device
 from frugaldiff.diffusion.parameterization import broadcast_like, x0_from
 from frugaldiff.diffusion.schedule import NoiseSchedule, build_schedule_by_name
 from frugaldiff.distill.guided import load_guided_model
-from frugaldiff.distill.sampling import student_denoiser
+from frugaldiff.distill.sampling import jump_model_of, student_denoiser
 from frugaldiff.errors import ConfigError
 from frugaldiff.io import atomic_write, write_npz
 from frugaldiff.models.registry import build_model
@@ -89,7 +89,8 @@ class SampleSetDrawer:
 
     A plain checkpoint is sampled with classifier-free guidance at w (2 NFE per step when
     w != 0); a w-conditioned student (stage 1 or a halving, `guidance_w_max` in the checkpoint)
-    takes w as an input (1 NFE per step), and a halving's student only on its own step grid.
+    takes w as an input (1 NFE per step), and a halving's student only on its own step grid,
+    or by S at twice its steps (`jump_model` half: it makes that sampler's 2/N jumps).
     """
 
     def __init__(self, request: SampleRequest) -> None:
@@ -100,10 +101,24 @@ class SampleSetDrawer:
         self.w_max = payload.get("guidance_w_max")
         self.student_steps = payload.get("student_steps")
         self.iteration = int(payload["iteration"])
-        if payload.get("halving") and request.sample_set.steps != self.student_steps:
-            raise ConfigError(
-                f"{request.checkpoint}: a {self.student_steps}-step student is sampled on its own "
-                f"grid only; got steps={request.sample_set.steps}"
+        self.halving = bool(payload.get("halving"))
+        sample_set = request.sample_set
+        try:
+            # S `half`: a halving drawn at twice its steps makes the jumps of that sampler (d).
+            self.jump_model = jump_model_of(
+                sample_set.solver, sample_set.steps, self.student_steps, self.halving
+            )
+        except ConfigError as err:
+            raise ConfigError(f"{request.checkpoint}: {err}") from err
+        # The grid a halving's times were drawn from, recorded beside every number (d).
+        self.train_grid = self.run.distill.train_grid if self.halving else None
+        if self.jump_model == "half" and self.train_grid == "student":
+            log.warning(
+                "%s: S jump_model half evaluates this %s-step student at odd multiples of 1/%s, "
+                "off its train_grid 'student' (guided_distillation.md d expects 'fine')",
+                request.checkpoint,
+                self.student_steps,
+                sample_set.steps,
             )
         if self.w_max is None:
             self.model = build_model(self.run.model)
@@ -220,6 +235,8 @@ def generate_samples(
         "steps": request.sample_set.steps,
         "w": request.sample_set.w,
         "clip_x0": request.sample_set.clip_x0,
+        "jump_model": drawer.jump_model,
+        "train_grid": drawer.train_grid,
         "num_images": len(all_images),
         "seed": request.seed,
         "nfe_per_image": rows / len(all_images),
