@@ -78,13 +78,17 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TimestepConfig:
-    """Which noise levels training draws (diffusion/timesteps.py); SpeeD's fields, speed.md (c)."""
+    """Which noise levels training draws (diffusion/timesteps.py): SpeeD's fields (speed.md (c)),
+    then EDM's log-normal law (microdit.md (g)).
+    """
 
-    name: str = "uniform"  # uniform | speed
+    name: str = "uniform"  # uniform | speed | edm_lognormal
     k: float = 5.0  # SpeeD suppression intensity: steps below tau are k times likelier
     tau: int = 700  # SpeeD convergence boundary, a step index of the T = 1000 process
     dual: bool = True  # SpeeD dual sampling about the anchor m
     dual_anchor: int | None = None  # None: derived from the schedule (threshold 1e-4)
+    p_mean: float = -1.2  # edm_lognormal: ln σ ~ N(p_mean, p_std²), EDM's CIFAR-10 values
+    p_std: float = 1.2
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,8 @@ class DiffusionConfig:
     loss_weighting: WeightingConfig = field(default_factory=WeightingConfig)
     p_uncond: float = 0.1  # label dropout for classifier-free guidance
     mask_ratio: float = 0.0  # MicroDiT: share of tokens dropped in training (0: unmasked)
+    sigma_data: float = 1.0  # EDM's σ_d: the core sees data ÷ σ_d (1: the data as they are)
+    time_input: str = "t"  # t | c_noise (EDM's ln σ / 4): the network's time input
 
 
 @dataclass(frozen=True)
