@@ -63,10 +63,21 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    """Which named size to build (models/registry.py), and the few facts a dataset may override.
+class MoEConfig:
+    """Expert-choice MoE feed-forwards of a DiT size (microdit.md (e)); None keeps the size's."""
 
-    None keeps the size's own value; distillation stages set dropout to 0.
+    num_experts: int | None = None  # E (DiTConfig.num_experts)
+    capacity_factor: float | None = None  # f: each expert takes ⌊f·N/E⌋ tokens per sample
+    every: int | None = None  # block i is MoE iff i % every == every − 1 (DiTConfig.moe_every)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which named size to build (models/registry.py), and the few facts a run may override.
+
+    None keeps the size's own value; distillation stages set dropout to 0. `moe` and
+    `layerwise_scaling` switch MicroDiT's expert-choice MoE and layer-wise widths on a DiT size
+    (microdit.md (e), (f)), so an ablation is a run-table row, not a new size.
     """
 
     name: str = "unet-smoke"
@@ -74,6 +85,8 @@ class ModelConfig:
     in_channels: int | None = None  # the Trainer fills image_size/in_channels from the data
     num_classes: int | None = None
     dropout: float | None = None
+    moe: MoEConfig | None = None  # set (even {}): MoE FFNs; None: the size's own FFNs
+    layerwise_scaling: bool | None = None  # DiT only: α 0.5 → 1, β 0.5 → 4 over the backbone
 
 
 @dataclass(frozen=True)
