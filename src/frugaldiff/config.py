@@ -63,10 +63,21 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    """Which named size to build (models/registry.py), and the few facts a dataset may override.
+class MoEConfig:
+    """Expert-choice MoE feed-forwards of a DiT size (microdit.md (e)); None keeps the size's."""
 
-    None keeps the size's own value; distillation stages set dropout to 0.
+    num_experts: int | None = None  # E (DiTConfig.num_experts)
+    capacity_factor: float | None = None  # f: each expert takes ⌊f·N/E⌋ tokens per sample
+    every: int | None = None  # block i is MoE iff i % every == every − 1 (DiTConfig.moe_every)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which named size to build (models/registry.py), and the few facts a run may override.
+
+    None keeps the size's own value; distillation stages set dropout to 0. `moe` and
+    `layerwise_scaling` switch MicroDiT's expert-choice MoE and layer-wise widths on a DiT size
+    (microdit.md (e), (f)), so an ablation is a run-table row, not a new size.
     """
 
     name: str = "unet-smoke"
@@ -74,17 +85,23 @@ class ModelConfig:
     in_channels: int | None = None  # the Trainer fills image_size/in_channels from the data
     num_classes: int | None = None
     dropout: float | None = None
+    moe: MoEConfig | None = None  # set (even {}): MoE FFNs; None: the size's own FFNs
+    layerwise_scaling: bool | None = None  # DiT only: α 0.5 → 1, β 0.5 → 4 over the backbone
 
 
 @dataclass(frozen=True)
 class TimestepConfig:
-    """Which noise levels training draws (diffusion/timesteps.py); SpeeD's fields, speed.md (c)."""
+    """Which noise levels training draws (diffusion/timesteps.py): SpeeD's fields (speed.md (c)),
+    then EDM's log-normal law (microdit.md (g)).
+    """
 
-    name: str = "uniform"  # uniform | speed
+    name: str = "uniform"  # uniform | speed | edm_lognormal
     k: float = 5.0  # SpeeD suppression intensity: steps below tau are k times likelier
     tau: int = 700  # SpeeD convergence boundary, a step index of the T = 1000 process
     dual: bool = True  # SpeeD dual sampling about the anchor m
     dual_anchor: int | None = None  # None: derived from the schedule (threshold 1e-4)
+    p_mean: float = -1.2  # edm_lognormal: ln σ ~ N(p_mean, p_std²), EDM's CIFAR-10 values
+    p_std: float = 1.2
 
 
 @dataclass(frozen=True)
@@ -107,6 +124,8 @@ class DiffusionConfig:
     loss_weighting: WeightingConfig = field(default_factory=WeightingConfig)
     p_uncond: float = 0.1  # label dropout for classifier-free guidance
     mask_ratio: float = 0.0  # MicroDiT: share of tokens dropped in training (0: unmasked)
+    sigma_data: float = 1.0  # EDM's σ_d: the core sees data ÷ σ_d (1: the data as they are)
+    time_input: str = "t"  # t | c_noise (EDM's ln σ / 4): the network's time input
 
 
 @dataclass(frozen=True)

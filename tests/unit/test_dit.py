@@ -234,3 +234,36 @@ def test_errors_name_the_key(generator: torch.Generator) -> None:
     resized = resolve_model_config(ModelConfig("dit-smoke", image_size=16, num_classes=100))
     assert isinstance(build_model(ModelConfig("dit-tiny")), nn.Module)
     assert (resized.image_size, resized.num_classes) == (16, 100)
+
+
+def test_run_table_switches_moe_and_layerwise_scaling() -> None:
+    from frugaldiff.config import MoEConfig, RunSpec, from_dict
+    from frugaldiff.models.moe import ExpertChoiceMoE
+
+    spec = from_dict(
+        RunSpec,
+        {"model": {"name": "microdit-smoke", "moe": {"num_experts": 4, "every": 1}}},
+        "t.yaml",
+    )
+    cfg = resolve_model_config(dataclasses.replace(spec.model, layerwise_scaling=True))
+    assert isinstance(cfg, DiTConfig)
+    base = MODEL_SIZES["microdit-smoke"]
+    assert (cfg.ffn, cfg.num_experts, cfg.moe_every, cfg.layerwise_scaling) == ("moe", 4, 1, True)
+    assert cfg.capacity_factor == base.capacity_factor  # None keeps the size's value
+    assert cfg == dataclasses.replace(
+        base, ffn="moe", num_experts=4, moe_every=1, layerwise_scaling=True
+    )
+    model = build_model(dataclasses.replace(spec.model, layerwise_scaling=True))
+    kinds = [isinstance(block.ffn, ExpertChoiceMoE) for block in [*model.mixer, *model.blocks]]
+    assert kinds == [True, True, False]  # mixer block 0; backbone 0 of 2 (its last stays dense)
+    assert model.blocks[0].ffn.num_experts == 4
+    assert resolve_model_config(ModelConfig("microdit-smoke", moe=MoEConfig())).ffn == "moe"
+    assert resolve_model_config(ModelConfig("microdit-smoke")) == base  # no switch: the size
+    with pytest.raises(
+        ConfigError, match=r"t\.yaml: unknown key 'model\.moe\.expert'.*'num_experts'"
+    ):
+        from_dict(RunSpec, {"model": {"name": "dit-smoke", "moe": {"expert": 4}}}, "t.yaml")
+    with pytest.raises(ConfigError, match=r"model\.layerwise_scaling is set.*UNetConfig"):
+        resolve_model_config(ModelConfig("unet-tiny", layerwise_scaling=True))
+    with pytest.raises(ConfigError, match=r"DiTConfig\.num_experts=0"):
+        resolve_model_config(ModelConfig("dit-smoke", moe=MoEConfig(num_experts=0)))

@@ -130,5 +130,5 @@ def test_uniform_sampler_discrete_draws_grid_points_only() -> None:
 def test_build_timestep_sampler_errors() -> None:
     schedule = CosineLogSNRSchedule()
     assert isinstance(build_timestep_sampler("uniform", schedule), UniformTimestepSampler)
-    with pytest.raises(ConfigError, match=r"'unifrom'.*\['speed', 'uniform'\]"):
+    with pytest.raises(ConfigError, match=r"'unifrom'.*\['edm_lognormal', 'speed', 'uniform'\]"):
         build_timestep_sampler(TimestepConfig(name="unifrom"), schedule)

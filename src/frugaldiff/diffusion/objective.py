@@ -7,7 +7,9 @@ evaluated in the network's output space, ‖out − target‖² · ω / c, where
 output-space MSE (ε: SNR, v: 1 + SNR); that is the same number, without dividing by α near t = 1.
 Label dropout for classifier-free guidance draws from the caller's generator. Every draw is made
 for the whole global batch and then sliced to the caller's `BatchShard` (sharding.py), so an
-example's t, ε and masks do not depend on how many processes share the batch.
+example's t, ε and masks do not depend on how many processes share the batch. EDM runs divide the
+data by σ_d and give the network c_noise for t (`InputScaling`, microdit.md g); the loss is then
+EDM's weighted loss exactly.
 """
 
 from collections.abc import Callable
@@ -17,6 +19,7 @@ import torch
 
 from frugaldiff.config import DiffusionConfig
 from frugaldiff.diffusion.parameterization import broadcast_like, target_for, x_mse_factor
+from frugaldiff.diffusion.preconditioning import InputScaling
 from frugaldiff.diffusion.schedule import NoiseSchedule, build_schedule_by_name
 from frugaldiff.diffusion.timesteps import TimestepSampler, build_timestep_sampler
 from frugaldiff.diffusion.weighting import build_loss_weighting
@@ -38,6 +41,7 @@ class DiffusionObjective:
     p_uncond: float
     null_label: int
     masker: TokenMasker | None = None  # MicroDiT: drop tokens, loss on kept patches only
+    inputs: InputScaling | None = None  # data ÷ σ_d and the network's time (None: as they are)
 
     @classmethod
     def from_config(cls, cfg: DiffusionConfig, null_label: int) -> "DiffusionObjective":
@@ -45,11 +49,12 @@ class DiffusionObjective:
         return cls(
             schedule=schedule,
             parameterization=cfg.parameterization,
-            timestep_sampler=build_timestep_sampler(cfg.timesteps, schedule),
+            timestep_sampler=build_timestep_sampler(cfg.timesteps, schedule, cfg.sigma_data),
             weighting=build_loss_weighting(cfg.loss_weighting, schedule),
             p_uncond=cfg.p_uncond,
             null_label=null_label,
             masker=TokenMasker(cfg.mask_ratio) if cfg.mask_ratio > 0 else None,
+            inputs=InputScaling.from_config(cfg, schedule),
         )
 
     def drop_labels(
@@ -77,6 +82,8 @@ class DiffusionObjective:
         whole batch); the draws are made for the global batch and sliced.
         """
         shard = shard or BatchShard.whole(x0.shape[0])
+        inputs = self.inputs or InputScaling(self.schedule)
+        x0 = inputs.to_model_units(x0)  # (b, C, H, W), ÷ σ_d
         batch = shard.global_size
         t = shard.take(self.timestep_sampler.sample(batch, generator, x0.device))  # (b,)
         eps = torch.randn(
@@ -89,8 +96,9 @@ class DiffusionObjective:
         a, s = broadcast_like(alpha, x0), broadcast_like(sigma, x0)  # (b, 1, 1, 1)
         z = a * x0 + s * eps  # (b, C, H, W)
         target = target_for(self.parameterization, x0, eps, a, s)  # (b, C, H, W)
+        t_in = inputs.network_time(t)  # (b,) t, or EDM's c_noise
         if self.masker is None:
-            out = model(z, t, labels, generator=shard.network_generator(generator)).float()
+            out = model(z, t_in, labels, generator=shard.network_generator(generator)).float()
             mse = (out - target).pow(2).flatten(1).mean(1)  # (b,) output-space MSE
         else:
             arch = getattr(model, "cfg", None)
@@ -102,7 +110,7 @@ class DiffusionObjective:
             mask = self.masker.draw(batch, arch.num_tokens, generator, x0.device)  # keep (B, K)
             keep = shard.take(mask.keep)  # (b, K)
             out = model(
-                z, t, labels, generator=shard.network_generator(generator), keep_indices=keep
+                z, t_in, labels, generator=shard.network_generator(generator), keep_indices=keep
             ).float()
             mse = masked_mse(out, target, keep, arch.patch_size)  # (b,) kept patches only
         weight = self.weighting(logsnr) / x_mse_factor(self.parameterization, logsnr)  # (b,)

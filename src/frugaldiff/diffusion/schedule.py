@@ -6,6 +6,8 @@ cosine schedule is PD's (Salimans & Ho, arXiv 2202.00512); the linear-β schedul
 (Ho et al., arXiv 2006.11239), used by DiT and SpeeD, exposed through the same continuous
 interface so that solvers never see step indices. Conversions step ↔ t live here only;
 `StepGrid` gives any schedule DDPM step indices and SpeeD's anchors (arXiv 2405.17403, speed.md b).
+EDM's noise level σ (Karras et al., arXiv 2206.00364) is the VP core's λ on data ÷ σ_d:
+λ = 2 ln(σ_d/σ) (microdit.md g; `edm_sigma_to_logsnr`).
 """
 
 import math
@@ -160,6 +162,18 @@ class LinearBetaSchedule(DiscreteSchedule):
     @classmethod
     def from_config(cls, cfg: ScheduleConfig) -> "LinearBetaSchedule":
         return cls(num_steps=cfg.num_steps, beta_start=cfg.beta_start, beta_end=cfg.beta_end)
+
+
+def edm_sigma_to_logsnr(sigma: Tensor, sigma_data: float) -> Tensor:
+    """λ = 2 ln(σ_d/σ): EDM's x + σε, divided by √(σ² + σ_d²), is the VP state α x̃ + σ_t ε of
+    x̃ = x/σ_d with α² = σ_d²/(σ² + σ_d²) (microdit.md g). Shape and dtype of sigma (> 0).
+    """
+    return 2.0 * (math.log(sigma_data) - torch.log(sigma))
+
+
+def logsnr_to_edm_sigma(logsnr: Tensor, sigma_data: float) -> Tensor:
+    """σ = σ_d·e^{−λ/2}, the inverse of `edm_sigma_to_logsnr`; shape and dtype of logsnr."""
+    return sigma_data * torch.exp(-0.5 * logsnr)
 
 
 SCHEDULES: dict[str, type[CosineLogSNRSchedule] | type[LinearBetaSchedule]] = {

@@ -5,6 +5,8 @@ level counts (weighting.py). Samplers return float t ∈ (0, 1] (t = 1 noisiest)
 schedule's samplers return only its grid values t = (k + 1)/T, so `t_to_step` recovers k
 exactly. SpeeD's asymmetric sampler (Wang et al., arXiv 2405.17403; speed.md c) draws steps
 from a two-level law by inverse CDF, plus dual steps about an anchor m.
+EDM's log-normal noise levels (Karras et al., arXiv 2206.00364; microdit.md g) are drawn in σ
+and returned as t of an invertible continuous schedule.
 """
 
 import math
@@ -13,8 +15,14 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from frugaldiff.config import TimestepConfig
-from frugaldiff.diffusion.schedule import DiscreteSchedule, NoiseSchedule, StepGrid
+from frugaldiff.config import DiffusionConfig, TimestepConfig
+from frugaldiff.diffusion.schedule import (
+    CosineLogSNRSchedule,
+    DiscreteSchedule,
+    NoiseSchedule,
+    StepGrid,
+    edm_sigma_to_logsnr,
+)
 from frugaldiff.errors import ConfigError
 
 
@@ -85,7 +93,10 @@ class UniformTimestepSampler:
             self.law = StepLaw(two_level_pmf(schedule.num_steps, 1.0, schedule.num_steps))
 
     @classmethod
-    def from_config(cls, cfg: TimestepConfig, schedule: NoiseSchedule) -> "UniformTimestepSampler":
+    def from_config(
+        cls, cfg: TimestepConfig, schedule: NoiseSchedule, sigma_data: float
+    ) -> "UniformTimestepSampler":
+        del sigma_data  # a law in t, whatever the data scale
         return cls(schedule)
 
     def sample(
@@ -143,7 +154,10 @@ class SpeeDTimestepSampler:
         self.law = StepLaw(two_level_pmf(num_steps, self.k, self.tau))
 
     @classmethod
-    def from_config(cls, cfg: TimestepConfig, schedule: NoiseSchedule) -> "SpeeDTimestepSampler":
+    def from_config(
+        cls, cfg: TimestepConfig, schedule: NoiseSchedule, sigma_data: float
+    ) -> "SpeeDTimestepSampler":
+        del sigma_data  # a law over steps of t, whatever the data scale
         return cls(schedule, k=cfg.k, tau=cfg.tau, dual=cfg.dual, dual_anchor=cfg.dual_anchor)
 
     def primary_count(self, batch_size: int) -> int:
@@ -182,18 +196,79 @@ class SpeeDTimestepSampler:
         return self.grid.steps_to_t(steps, within).to(device)  # (B,) float32
 
 
-TIMESTEP_SAMPLERS: dict[str, type[UniformTimestepSampler] | type[SpeeDTimestepSampler]] = {
+class EDMLogNormalTimestepSampler:
+    """EDM's training law ln σ ~ N(P_mean, P_std²) (Karras et al. 2022, Table 1), on the VP core.
+
+    σ is EDM's noise level in data units; on data ÷ σ_d it is log-SNR λ = 2 ln σ_d − 2 ln σ =
+    2 ln σ_d − 2(P_mean + P_std·n), n ~ N(0, 1) (microdit.md g), returned as t = λ⁻¹(λ) of the
+    cosine schedule (any strictly decreasing λ(t) would do: t is only a coordinate here). n is
+    drawn in float64 on the generator's device. λ is clamped to the schedule's [λ_min, λ_max]
+    (cosine ±20: |n| ≳ 8 at the pixel values, never in practice), so t ∈ [0, 1].
+    """
+
+    def __init__(
+        self,
+        schedule: NoiseSchedule,
+        p_mean: float = TimestepConfig.p_mean,
+        p_std: float = TimestepConfig.p_std,
+        sigma_data: float = DiffusionConfig.sigma_data,
+    ) -> None:
+        if not isinstance(schedule, CosineLogSNRSchedule):
+            raise ConfigError(
+                f"timesteps.name='edm_lognormal' maps sigma to t by inverting λ(t), which schedule "
+                f"{type(schedule).__name__} does not offer; expected schedule 'cosine'"
+            )
+        if not (math.isfinite(p_mean) and math.isfinite(p_std) and p_std > 0):
+            raise ConfigError(
+                f"timesteps: p_mean={p_mean}, p_std={p_std}; expected finite values, p_std > 0"
+            )
+        if not (math.isfinite(sigma_data) and sigma_data > 0):
+            raise ConfigError(f"diffusion.sigma_data={sigma_data}; expected a finite value > 0")
+        self.schedule = schedule
+        self.p_mean, self.p_std, self.sigma_data = float(p_mean), float(p_std), float(sigma_data)
+
+    @classmethod
+    def from_config(
+        cls, cfg: TimestepConfig, schedule: NoiseSchedule, sigma_data: float
+    ) -> "EDMLogNormalTimestepSampler":
+        return cls(schedule, p_mean=cfg.p_mean, p_std=cfg.p_std, sigma_data=sigma_data)
+
+    def sample(
+        self, batch_size: int, generator: torch.Generator, device: torch.device | str
+    ) -> Tensor:
+        n = torch.randn(
+            batch_size, generator=generator, device=generator.device, dtype=torch.float64
+        )
+        log_sigma = self.p_mean + self.p_std * n  # (B,) ln σ in data units
+        logsnr = edm_sigma_to_logsnr(log_sigma.exp(), self.sigma_data)  # (B,)
+        logsnr = logsnr.clamp(self.schedule.logsnr_min, self.schedule.logsnr_max)
+        t = self.schedule.t_from_logsnr(logsnr).clamp(0.0, 1.0)  # (B,) float64
+        return t.to(device=device, dtype=torch.float32)  # (B,)
+
+
+TimestepSamplerClass = (
+    type[UniformTimestepSampler] | type[SpeeDTimestepSampler] | type[EDMLogNormalTimestepSampler]
+)
+TIMESTEP_SAMPLERS: dict[str, TimestepSamplerClass] = {
     "uniform": UniformTimestepSampler,
     "speed": SpeeDTimestepSampler,
+    "edm_lognormal": EDMLogNormalTimestepSampler,
 }
 
 
-def build_timestep_sampler(cfg: TimestepConfig | str, schedule: NoiseSchedule) -> TimestepSampler:
-    """The sampler named by cfg.name (a bare name means its defaults); ConfigError otherwise."""
+def build_timestep_sampler(
+    cfg: TimestepConfig | str,
+    schedule: NoiseSchedule,
+    sigma_data: float = DiffusionConfig.sigma_data,
+) -> TimestepSampler:
+    """The sampler named by cfg.name (a bare name means its defaults); ConfigError otherwise.
+
+    `sigma_data` is the run's diffusion.sigma_data (data ÷ σ_d), which places EDM's σ on λ.
+    """
     if isinstance(cfg, str):
         cfg = TimestepConfig(name=cfg)
     if cfg.name not in TIMESTEP_SAMPLERS:
         raise ConfigError(
             f"timesteps.name={cfg.name!r}; expected one of {sorted(TIMESTEP_SAMPLERS)}"
         )
-    return TIMESTEP_SAMPLERS[cfg.name].from_config(cfg, schedule)
+    return TIMESTEP_SAMPLERS[cfg.name].from_config(cfg, schedule, sigma_data)

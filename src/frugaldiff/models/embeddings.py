@@ -11,7 +11,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-# The sinusoid sees 1000·t (t in [0, 1]), as DDPM and PD feed their time input.
+# The sinusoid sees 1000·t (t in [0, 1]), as DDPM and PD feed their time input. EDM runs pass
+# c_noise / 1000 instead, so it sees c_noise unscaled (diffusion/preconditioning.py).
 TIME_SCALE = 1000.0
 
 

@@ -133,18 +133,43 @@ MODEL_SIZES: dict[str, FamilyConfig] = {
 }
 
 
+def _dit_switches(cfg: ModelConfig, family: FamilyConfig) -> dict[str, object]:
+    """DiTConfig fields set by the run's `moe` and `layerwise_scaling` (microdit.md (e), (f))."""
+    if cfg.moe is None and cfg.layerwise_scaling is None:
+        return {}
+    if not isinstance(family, DiTConfig):
+        key = "moe" if cfg.moe is not None else "layerwise_scaling"
+        raise ConfigError(
+            f"model.{key} is set, but model.name={cfg.name!r} is a "
+            f"{type(family).__name__}; MoE and layer-wise scaling apply to DiT sizes only"
+        )
+    switches: dict[str, object] = {}
+    if cfg.layerwise_scaling is not None:
+        switches["layerwise_scaling"] = cfg.layerwise_scaling
+    if cfg.moe is not None:
+        switches["ffn"] = "moe"
+        # model.moe's keys → DiTConfig's fields; None keeps the size's value.
+        names = {"num_experts": "num_experts", "capacity_factor": "capacity_factor"}
+        names["every"] = "moe_every"
+        for key, field_name in names.items():
+            if getattr(cfg.moe, key) is not None:
+                switches[field_name] = getattr(cfg.moe, key)
+    return switches
+
+
 def resolve_model_config(cfg: ModelConfig) -> FamilyConfig:
     """The family config of `cfg.name` with the overrides applied (and re-validated)."""
     if cfg.name not in MODEL_SIZES:
         close = difflib.get_close_matches(cfg.name, MODEL_SIZES, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ConfigError(f"model.name={cfg.name!r}; expected one of {sorted(MODEL_SIZES)}{hint}")
+    family = MODEL_SIZES[cfg.name]
     overrides = {
         key: getattr(cfg, key)
         for key in ("image_size", "in_channels", "num_classes", "dropout")
         if getattr(cfg, key) is not None
     }
-    return dataclasses.replace(MODEL_SIZES[cfg.name], **overrides)
+    return dataclasses.replace(family, **overrides, **_dit_switches(cfg, family))
 
 
 def fit_to_data(cfg: ModelConfig, sample_shape: tuple[int, int, int], source: str) -> ModelConfig:

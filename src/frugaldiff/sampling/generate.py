@@ -23,6 +23,7 @@ from frugaldiff.data.images import image_grid, to_uint8
 from frugaldiff.data.vae import pixel_decoder
 from frugaldiff.devices import resolve_device
 from frugaldiff.diffusion.parameterization import broadcast_like, x0_from
+from frugaldiff.diffusion.preconditioning import InputScaling
 from frugaldiff.diffusion.schedule import NoiseSchedule, build_schedule_by_name
 from frugaldiff.distill.guided import load_guided_model
 from frugaldiff.distill.sampling import jump_model_of, student_denoiser
@@ -34,7 +35,7 @@ from frugaldiff.rng import derive_seed, make_generator
 from frugaldiff.sampling.guidance import guided_denoiser
 from frugaldiff.sampling.noise import randn_per_image
 from frugaldiff.sampling.shards import ShardStore
-from frugaldiff.sampling.solvers import build_solver, clip_denoiser, timestep_grid
+from frugaldiff.sampling.solvers import build_solver, clip_denoiser
 from frugaldiff.train.state import load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -48,13 +49,21 @@ class RowCounter:
 
 
 def make_x0_predictor(
-    model: torch.nn.Module, schedule: NoiseSchedule, parameterization: str, counter: RowCounter
+    model: torch.nn.Module,
+    schedule: NoiseSchedule,
+    parameterization: str,
+    counter: RowCounter,
+    inputs: InputScaling | None = None,
 ) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
-    """(z, t, labels) -> x̂: the network output converted by its parameterisation."""
+    """(z, t, labels) -> x̂: the network output converted by its parameterisation.
+
+    `inputs` gives the network its time input (EDM's c_noise; None: t itself).
+    """
 
     def predict_x0(z: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         counter.rows += z.shape[0]
-        out = model(z, t, labels).float()  # (B, C, H, W)
+        time = t if inputs is None else inputs.network_time(t)  # (B,)
+        out = model(z, time, labels).float()  # (B, C, H, W)
         alpha, sigma = schedule.alpha_sigma(t)  # (B,), (B,)
         return x0_from(out, z, broadcast_like(alpha, z), broadcast_like(sigma, z), parameterization)
 
@@ -129,11 +138,22 @@ class SampleSetDrawer:
         # Latent runs decode x̂ with their VAE, so evaluation still sees uint8 images.
         self.decode = pixel_decoder(self.run.data.latent, payload.get("latent"), request.checkpoint)
         self.schedule = build_schedule_by_name(self.run.diffusion.schedule)
-        self.solver = build_solver(request.sample_set.solver, self.schedule)
-        self.timesteps = timestep_grid(request.sample_set.steps, self.schedule).to(self.device)
+        # EDM hook (diffusion/preconditioning.py, microdit.md (g)): a run trained on data ÷ σ_d
+        # with time input c_noise is sampled in those units: the network gets c_noise, x̂ is
+        # clipped at ±1/σ_d (pixels in [-1, 1]) and the solver's result is multiplied by σ_d
+        # before decoding; heun's σ-grid sits at σ_d. The plain VP core is σ_d = 1, time t.
+        self.inputs = InputScaling.from_config(self.run.diffusion, self.schedule)
+        self.solver = build_solver(
+            request.sample_set.solver, self.schedule, sigma_data=self.inputs.sigma_data
+        )
+        self.timesteps = self.solver.default_timesteps(request.sample_set.steps).to(self.device)
         self.counter = RowCounter()
         self.predict_x0 = make_x0_predictor(
-            self.model, self.schedule, self.run.diffusion.parameterization, self.counter
+            self.model,
+            self.schedule,
+            self.run.diffusion.parameterization,
+            self.counter,
+            self.inputs,
         )
 
     def denoiser(self, labels: torch.Tensor) -> Callable:
@@ -157,10 +177,10 @@ class SampleSetDrawer:
         x_T = randn_per_image(gens, shape, device=self.device, dtype=torch.float32)  # (b, C, H, W)
         denoiser = self.denoiser(labels)
         if sample_set.clip_x0:
-            denoiser = clip_denoiser(denoiser)
+            denoiser = clip_denoiser(denoiser, limit=self.inputs.clip_limit)  # EDM hook
         with torch.inference_mode():
             x0 = self.solver.solve(denoiser, x_T, self.timesteps, gens)  # (b, C, H, W)
-            images = self.decode(x0)  # (b, 3, H', W') in [-1, 1]
+            images = self.decode(self.inputs.to_data_units(x0))  # (b, 3, H', W') in [-1, 1]
         return to_uint8(images), labels.cpu().numpy()
 
     def ranges(self) -> Iterator[range]:

@@ -2,10 +2,12 @@
 
 DDIM (Song et al., arXiv 2010.02502), ancestral DDPM with PD's `small`/`large` variances
 (Salimans & Ho, arXiv 2202.00512) and Meng et al.'s stochastic sampler S (arXiv 2210.03142),
-all as written in guided_distillation.md d. Every solver has one signature,
+all as written in guided_distillation.md d, and EDM's Heun (Karras et al., arXiv 2206.00364,
+Alg. 1) on its ρ = 7 σ-grid (microdit.md g). Every solver has one signature,
 `solve(denoiser, x_T, timesteps, generators) -> x_0`; `timesteps` is descending and ends at 0,
 and the step to t = 0 returns x̂. Stochastic solvers draw per-image noise from `generators`
-(one per image, see noise.py); deterministic ones ignore it.
+(one per image, see noise.py); deterministic ones ignore it. `default_timesteps(N)` is the grid a
+sample set of N steps uses: uniform in t (`timestep_grid`), or Heun's σ-grid.
 """
 
 import math
@@ -16,7 +18,13 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from frugaldiff.diffusion.schedule import DiscreteSchedule, NoiseSchedule
+from frugaldiff.config import DiffusionConfig
+from frugaldiff.diffusion.schedule import (
+    CosineLogSNRSchedule,
+    DiscreteSchedule,
+    NoiseSchedule,
+    edm_sigma_to_logsnr,
+)
 from frugaldiff.errors import ConfigError
 from frugaldiff.sampling.noise import randn_per_image
 
@@ -53,27 +61,29 @@ class NFECounter:
 
 
 class ClippedDenoiser:
-    """x̂ clipped to [−1, 1], for evaluation in pixel space only (PD's sampler clipping).
+    """x̂ clipped to [−limit, limit], for evaluation in pixel space only (PD's sampler clipping).
 
     The solvers below read only x̂, so ε̂ = (z − α x̂)/σ is implicitly recomputed from the clipped
     x̂. Wrap the *guided* denoiser: clipping before the CFG combination biases it, and clipping
-    must never reach training targets (guided_distillation.md i.2).
+    must never reach training targets (guided_distillation.md i.2). limit = 1 is [−1, 1] pixels;
+    a model trained on data ÷ σ_d (EDM) clips at 1/σ_d, the same pixels.
     """
 
-    def __init__(self, denoiser: Denoiser) -> None:
+    def __init__(self, denoiser: Denoiser, limit: float = 1.0) -> None:
         self.denoiser = denoiser
+        self.limit = float(limit)
 
     @property
     def passes_per_call(self) -> int:
         return passes_per_call(self.denoiser)
 
     def __call__(self, z: Tensor, t: Tensor) -> Tensor:
-        return self.denoiser(z, t).clamp(-1.0, 1.0)  # (B, C, H, W)
+        return self.denoiser(z, t).clamp(-self.limit, self.limit)  # (B, C, H, W)
 
 
-def clip_denoiser(denoiser: Denoiser) -> ClippedDenoiser:
-    """`denoiser` with x̂ clipped to [−1, 1] (evaluation only)."""
-    return ClippedDenoiser(denoiser)
+def clip_denoiser(denoiser: Denoiser, limit: float = 1.0) -> ClippedDenoiser:
+    """`denoiser` with x̂ clipped to [−limit, limit] (evaluation only)."""
+    return ClippedDenoiser(denoiser, limit)
 
 
 def timestep_grid(num_steps: int, schedule: NoiseSchedule) -> Tensor:
@@ -96,6 +106,60 @@ def timestep_grid(num_steps: int, schedule: NoiseSchedule) -> Tensor:
     # round(iT/N) with halves up, in integers; strictly increasing in i since T/N >= 1.
     grid_steps = (2 * index * total + num_steps) // (2 * num_steps)  # (N + 1,) in {0..T}
     return grid_steps.to(torch.float64) / total
+
+
+# EDM's sampler defaults (Karras et al. 2022, Table 1; microdit.md g): σ from 80 to 0.002, ρ = 7.
+EDM_SIGMA_MIN, EDM_SIGMA_MAX, EDM_RHO = 0.002, 80.0, 7.0
+
+
+def edm_sigma_grid(
+    num_steps: int,
+    sigma_min: float = EDM_SIGMA_MIN,
+    sigma_max: float = EDM_SIGMA_MAX,
+    rho: float = EDM_RHO,
+) -> Tensor:
+    """EDM's (N,) float64 σ_i = (σ_max^{1/ρ} + i/(N−1)·(σ_min^{1/ρ} − σ_max^{1/ρ}))^ρ (eq. 5).
+
+    Descending from σ_max to σ_min; N = 1 is σ_max alone (one Euler step to the data).
+    """
+    if num_steps < 1:
+        raise ConfigError(f"sampling.steps: expected an int >= 1; found {num_steps}")
+    if not 0 < sigma_min < sigma_max:
+        raise ConfigError(f"heun: expected 0 < sigma_min < sigma_max; got {sigma_min}, {sigma_max}")
+    if num_steps == 1:
+        return torch.tensor([sigma_max], dtype=torch.float64)
+    ramp = torch.arange(num_steps, dtype=torch.float64) / (num_steps - 1)  # (N,) 0..1
+    lo, hi = sigma_min ** (1.0 / rho), sigma_max ** (1.0 / rho)
+    return (hi + ramp * (lo - hi)) ** rho  # (N,)
+
+
+def edm_timestep_grid(
+    num_steps: int,
+    schedule: NoiseSchedule,
+    sigma_data: float = DiffusionConfig.sigma_data,
+    sigma_min: float = EDM_SIGMA_MIN,
+    sigma_max: float = EDM_SIGMA_MAX,
+    rho: float = EDM_RHO,
+) -> Tensor:
+    """EDM's σ-grid as a descending (N + 1,) float64 t grid, t_i = λ⁻¹(2 ln(σ_d/σ_i)), then 0.
+
+    σ is in data units and the core sees data ÷ σ_d (schedule.edm_sigma_to_logsnr); needs the
+    cosine schedule's inverse, and every λ_i inside its [λ_min, λ_max].
+    """
+    if not isinstance(schedule, CosineLogSNRSchedule):
+        raise ConfigError(
+            f"sampling.solver='heun' places EDM's sigma grid by inverting λ(t), which schedule "
+            f"{type(schedule).__name__} does not offer; expected diffusion.schedule 'cosine'"
+        )
+    logsnr = edm_sigma_to_logsnr(edm_sigma_grid(num_steps, sigma_min, sigma_max, rho), sigma_data)
+    if float(logsnr.min()) < schedule.logsnr_min or float(logsnr.max()) > schedule.logsnr_max:
+        raise ConfigError(
+            f"heun: sigma in [{sigma_min}, {sigma_max}] at sigma_data={sigma_data} is log-SNR "
+            f"[{float(logsnr.min()):.2f}, {float(logsnr.max()):.2f}], outside the schedule's "
+            f"[{schedule.logsnr_min}, {schedule.logsnr_max}]"
+        )
+    t = schedule.t_from_logsnr(logsnr)  # (N,) float64, ascending λ ↔ descending t
+    return torch.cat([t, t.new_zeros(1)])  # (N + 1,)
 
 
 class _Grid:
@@ -154,6 +218,10 @@ class Solver(ABC):
 
     def __init__(self, schedule: NoiseSchedule) -> None:
         self.schedule = schedule
+
+    def default_timesteps(self, num_steps: int) -> Tensor:
+        """The (N + 1,) float64 grid of an N-step sample set: `timestep_grid`, uniform in t."""
+        return timestep_grid(num_steps, self.schedule)
 
     def _ddim_to(self, grid: _Grid, i: int, j: int, z_t: Tensor, x0: Tensor) -> Tensor:
         """DDIM from grid point i to j > i; returns x̂ itself when t_j = 0."""
@@ -276,17 +344,79 @@ class MengStochasticSolver(Solver):
         return z
 
 
+class HeunSolver(Solver):
+    """EDM's deterministic 2nd-order Heun (Karras et al. 2022, Alg. 1), on any grid.
+
+    In the VE coordinates y = z/α, s = σ_t/α = e^{−λ/2} the probability-flow ODE is
+    dy/ds = (y − x̂)/s, EDM's ODE exactly (y = x_σ/σ_d, s = σ/σ_d on data ÷ σ_d). Each step
+    takes an Euler step (DDIM) to s_{i+1} and corrects with the slope there; the last step, to
+    t = 0, is Euler and returns x̂. N steps make 2N − 1 calls. `default_timesteps` is EDM's
+    ρ = 7 σ-grid from σ_max = 80 to σ_min = 0.002 (σ in data units, hence `sigma_data`); x_T is
+    the caller's N(0, I) there (EDM's N(0, σ_max²) is that times σ/√(σ² + σ_d²) ≈ 1 − 2e-5).
+    """
+
+    def __init__(
+        self,
+        schedule: NoiseSchedule,
+        sigma_data: float = DiffusionConfig.sigma_data,
+        sigma_min: float = EDM_SIGMA_MIN,
+        sigma_max: float = EDM_SIGMA_MAX,
+        rho: float = EDM_RHO,
+    ) -> None:
+        super().__init__(schedule)
+        self.sigma_data = sigma_data
+        self.sigma_min, self.sigma_max, self.rho = sigma_min, sigma_max, rho
+
+    def default_timesteps(self, num_steps: int) -> Tensor:
+        """EDM's σ-grid as t (`edm_timestep_grid`), then 0."""
+        return edm_timestep_grid(
+            num_steps, self.schedule, self.sigma_data, self.sigma_min, self.sigma_max, self.rho
+        )
+
+    def _integrate(
+        self, denoiser: Denoiser, x_T: Tensor, grid: _Grid, gens: Sequence[torch.Generator]
+    ) -> Tensor:
+        level = [math.exp(-0.5 * lam) for lam in grid.logsnr]  # s_i = σ_i/α_i
+        y = x_T / grid.alpha[0]  # (B, C, H, W) VE state
+        for i in range(grid.num_steps):
+            x0 = denoiser(grid.alpha[i] * y, grid.time_batch(i, y))  # (B, C, H, W)
+            if grid.t[i + 1] == 0.0:
+                return x0  # Euler to s = 0 lands on x̂
+            slope = (y - x0) / level[i]  # dy/ds at s_i
+            step = level[i + 1] - level[i]  # < 0
+            y_euler = y + step * slope  # (B, C, H, W), DDIM's step
+            x0_next = denoiser(grid.alpha[i + 1] * y_euler, grid.time_batch(i + 1, y))
+            slope_next = (y_euler - x0_next) / level[i + 1]
+            y = y + 0.5 * step * (slope + slope_next)  # (B, C, H, W) trapezoid
+        return grid.alpha[-1] * y  # a grid ending above t = 0: the VP state there
+
+
 SOLVERS: dict[str, type[Solver]] = {
     "ddim": DDIMSolver,
     "ancestral": AncestralSolver,
     "stochastic": MengStochasticSolver,
+    "heun": HeunSolver,
 }
 
 
-def build_solver(name: str, schedule: NoiseSchedule, *, variance: str | None = None) -> Solver:
-    """The solver named `name`; `variance` (ancestral only) defaults to AncestralSolver's."""
+def build_solver(
+    name: str,
+    schedule: NoiseSchedule,
+    *,
+    variance: str | None = None,
+    sigma_data: float = DiffusionConfig.sigma_data,
+) -> Solver:
+    """The solver named `name`; `variance` (ancestral only) defaults to AncestralSolver's.
+
+    `sigma_data` is the run's diffusion.sigma_data, which places heun's σ-grid on t; the other
+    solvers' grids are uniform in t and do not depend on it.
+    """
     if name not in SOLVERS:
         raise ConfigError(f"sampling.solver={name!r}; expected one of {sorted(SOLVERS)}")
+    if name == "heun":
+        if variance is not None:
+            raise ConfigError("sampling.variance is set, but solver 'heun' has no variance")
+        return HeunSolver(schedule, sigma_data=sigma_data)
     if name == "ancestral":
         if variance is None:
             return AncestralSolver(schedule)

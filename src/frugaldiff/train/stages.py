@@ -54,6 +54,13 @@ def build_stage(
 ) -> Stage:
     """The stage of run `cfg`; a halving when `halving_teacher` (the 2N-step checkpoint) is set."""
     d, seed = cfg.distill, derive_seed(cfg.train.seed, "init")
+    distilling = halving_teacher is not None or d.stage != "none"
+    if distilling and (cfg.diffusion.sigma_data != 1.0 or cfg.diffusion.time_input != "t"):
+        # The distillation objectives call their networks with the plain VP inputs.
+        raise ConfigError(
+            f"runs.{cfg.name}: distillation needs diffusion.sigma_data 1 and time_input 't'; "
+            f"got {cfg.diffusion.sigma_data} and {cfg.diffusion.time_input!r}"
+        )
     if halving_teacher is not None:
         return _halving(cfg, halving_teacher, student_steps)
     if d.stage not in STAGES:
