@@ -1,0 +1,178 @@
+"""A tier and its run table, resolved into one config per run.
+
+A tier config (configs/smoke.yaml ...) names a dataset, an evaluation protocol, a run table and
+per-rule-kind resources; each run names a model size and a method block
+(configs/method/<name>.yaml) and may override fields. `parse_tier_config` checks the whole tier
+before any job (the Snakefile calls it); `resolve_run` merges code defaults <- method block <-
+run table into a `RunConfig`, which the `resolve_config` rule writes and `load_run_config` reads.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from frugaldiff.config.parsing import from_dict, load_yaml
+from frugaldiff.config.resources import RESOURCE_KINDS, ResourceSpec
+from frugaldiff.config.sections import (
+    DATASETS,
+    JUMP_MODELS,
+    DataConfig,
+    DiffusionConfig,
+    DistillConfig,
+    EvaluationConfig,
+    ModelConfig,
+    SampleSetConfig,
+    TrainConfig,
+)
+from frugaldiff.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One row of a tier's run table."""
+
+    study: str = "baseline"  # which report this run belongs to (baseline | speed | ...)
+    method: str = "baseline"
+    init_from: str | None = None  # another run whose final EMA weights start this one
+    variant: str | None = None  # the label reports group by (default: the method)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    diffusion: dict[str, Any] = field(default_factory=dict)  # overrides of the method block
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sample_sets: tuple[SampleSetConfig, ...] = (SampleSetConfig(),)
+
+
+@dataclass(frozen=True)
+class TierConfig:
+    """A whole tier: the Snakemake configfile."""
+
+    tier: str = "smoke"
+    results_dir: str = "results"
+    data: DataConfig = field(default_factory=DataConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    runs: dict[str, RunSpec] = field(default_factory=dict)
+    resources: dict[str, ResourceSpec] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A resolved run: what results/<tier>/<run>/config.yaml holds."""
+
+    name: str
+    tier: str
+    study: str
+    method: str
+    data: DataConfig
+    model: ModelConfig
+    diffusion: DiffusionConfig
+    train: TrainConfig
+    evaluation: EvaluationConfig
+    sample_sets: tuple[SampleSetConfig, ...]
+    init_from: str | None = None
+    init_checkpoint: str | None = None  # resolved path of init_from's final checkpoint
+    variant: str = ""
+    distill: DistillConfig = field(default_factory=DistillConfig)
+
+
+def parse_tier_config(data: dict[str, Any], source: str) -> TierConfig:
+    """Validate a whole tier config (the Snakefile calls this before any job)."""
+    tier = from_dict(TierConfig, data, source)
+    if not tier.runs:
+        raise ConfigError(f"{source}: runs is empty; expected at least one run")
+    if tier.data.dataset not in DATASETS:
+        raise ConfigError(
+            f"{source}: data.dataset={tier.data.dataset!r}; expected one of {list(DATASETS)}"
+        )
+    unknown = sorted(set(tier.resources) - set(RESOURCE_KINDS))
+    if unknown:
+        raise ConfigError(
+            f"{source}: resources.{unknown[0]} is not a rule kind; expected one of "
+            f"{list(RESOURCE_KINDS)} (a kind without an entry uses resources.default)"
+        )
+    for name, run in tier.runs.items():
+        if run.init_from is not None and run.init_from not in tier.runs:
+            raise ConfigError(
+                f"{source}: runs.{name}.init_from={run.init_from!r} is not a run; "
+                f"expected one of {sorted(tier.runs)}"
+            )
+        ckpts = run.train.ckpt_iters
+        if not ckpts or sorted(set(ckpts)) != list(ckpts) or ckpts[-1] > run.train.iterations:
+            raise ConfigError(
+                f"{source}: runs.{name}.train.ckpt_iters must be increasing, unique and "
+                f"<= iterations={run.train.iterations}; got {list(ckpts)}"
+            )
+        for i, s in enumerate(run.sample_sets):
+            if s.jump_model not in JUMP_MODELS:
+                raise ConfigError(
+                    f"{source}: runs.{name}.sample_sets[{i}].jump_model={s.jump_model!r}; "
+                    f"expected one of {list(JUMP_MODELS)}"
+                )
+        if tier.data.latent is not None:
+            clipped = [i for i, s in enumerate(run.sample_sets) if s.clip_x0]
+            if clipped:
+                raise ConfigError(
+                    f"{source}: runs.{name}.sample_sets{clipped}.clip_x0 is true, but data.latent "
+                    "is set: clipping x̂ to [-1, 1] suits pixels, not VAE latents; set "
+                    "clip_x0: false (SpeeD samples latents without clipping, speed.md (b))"
+                )
+    return tier
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """`override` on top of `base`, recursing into mappings present in both."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def final_checkpoint(tier: TierConfig, run_name: str) -> str:
+    """results/<tier>/<run>/ckpt/iter<last>.pt: the checkpoint a follow-up run starts from."""
+    last = tier.runs[run_name].train.ckpt_iters[-1]
+    return f"{tier.results_dir}/{tier.tier}/{run_name}/ckpt/iter{last}.pt"
+
+
+def resolve_run(tier: TierConfig, run_name: str, blocks_dir: Path) -> RunConfig:
+    """Code defaults <- configs/method/<method>.yaml <- the run table's overrides."""
+    if run_name not in tier.runs:
+        raise ConfigError(
+            f"run {run_name!r} not in the run table; expected one of {sorted(tier.runs)}"
+        )
+    spec = tier.runs[run_name]
+    block_path = blocks_dir / "method" / f"{spec.method}.yaml"
+    if not block_path.is_file():
+        known = sorted(p.stem for p in (blocks_dir / "method").glob("*.yaml"))
+        raise ConfigError(
+            f"runs.{run_name}.method={spec.method!r}: no {block_path}; expected one of {known}"
+        )
+    block = load_yaml(block_path)
+    diffusion = deep_merge(block.get("diffusion", {}), spec.diffusion)
+    unknown = set(block) - {"diffusion"}
+    if unknown:
+        raise ConfigError(
+            f"{block_path}: unknown top-level keys {sorted(unknown)}; expected ['diffusion']"
+        )
+    return RunConfig(
+        name=run_name,
+        tier=tier.tier,
+        study=spec.study,
+        method=spec.method,
+        data=tier.data,
+        model=spec.model,
+        diffusion=from_dict(DiffusionConfig, diffusion, f"{block_path} + run table", "diffusion"),
+        train=spec.train,
+        evaluation=tier.evaluation,
+        sample_sets=spec.sample_sets,
+        init_from=spec.init_from,
+        init_checkpoint=final_checkpoint(tier, spec.init_from) if spec.init_from else None,
+        variant=spec.variant or spec.method,
+        distill=spec.distill,
+    )
+
+
+def load_run_config(path: Path | str) -> RunConfig:
+    """Read a resolved run config written by the `resolve_config` rule."""
+    return from_dict(RunConfig, load_yaml(path), str(path))
