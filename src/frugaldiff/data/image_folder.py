@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from frugaldiff.config import DataConfig
+from frugaldiff.data.images import check_image_count
 from frugaldiff.errors import DataError
 from frugaldiff.io import ensure_writable_dir, write_json, write_npz
 
@@ -105,11 +106,7 @@ def prepare_image_folder(
         ensure_writable_dir(target.parent)
     folder = locate_folder(cfg, spec)
     files = list_images(folder)
-    if len(files) != expected:
-        raise DataError(
-            f"{folder}: {len(files)} images ({', '.join(EXTENSIONS)}), expected {expected}: "
-            f"{spec.layout}"
-        )
+    check_image_count(folder, len(files), expected, f"{', '.join(EXTENSIONS)} files", spec.layout)
     fingerprint = listing_md5(folder, files)
     if cfg.md5 and fingerprint not in cfg.md5:
         raise DataError(f"{folder}: listing md5 {fingerprint} not in data.md5 {list(cfg.md5)}")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from frugaldiff.config import DataConfig
-from frugaldiff.data.images import check_images
+from frugaldiff.data.images import check_image_count, check_images
 from frugaldiff.errors import DataError
 from frugaldiff.io import ensure_writable_dir, write_json, write_npz
 from frugaldiff.provenance import md5_file
@@ -100,11 +100,8 @@ def read_split(
         images.append(batch_images)
         labels.append(batch_labels)
     count = sum(len(x) for x in images)
-    if count != expected:
-        raise DataError(
-            f"{paths[0].parent}: {count} images in {[p.name for p in paths]}, expected "
-            f"{expected} (a partial or different download)"
-        )
+    files = str([p.name for p in paths])
+    check_image_count(paths[0].parent, count, expected, files, "a partial or different download")
     if limit is not None and limit > count:
         raise DataError(f"{key}={limit} exceeds the split's {count} images")
     all_images = np.concatenate(images)[:limit]

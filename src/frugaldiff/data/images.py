@@ -1,7 +1,9 @@
 """The one image-array contract: uint8, (N, 3, H, W), RGB, values 0..255.
 
 Datasets, sample sets and the evaluator all pass images in this form; converting model outputs
-in [-1, 1] happens once, here (papers/evaluation.md (e): round((x + 1) * 127.5), clipped).
+in [-1, 1] happens once, here (papers/evaluation.md (e): round((x + 1) * 127.5), clipped). The
+datasets with no published checksums (ImageNet 64, the image folders) can tell a partial copy
+only by its image count, so that check lives here too, with one message for all of them.
 """
 
 from pathlib import Path
@@ -24,6 +26,19 @@ def check_images(images: np.ndarray, source: Path | str, channels: int = 3) -> n
             f"got {tuple(images.shape)}"
         )
     return images
+
+
+def check_image_count(
+    source: Path | str, found: int, expected: int, counted: str, hint: str
+) -> None:
+    """Raise DataError unless `source` (a file or folder) holds exactly `expected` images.
+
+    A partial or different copy must stop the preparation, not surface later as odd metrics.
+    The message names where and what was counted (`counted`: which files), both counts, and a
+    `hint` (what the mismatch suggests, or what a complete copy holds), so the fix is clear.
+    """
+    if found != expected:
+        raise DataError(f"{source}: {found} images in {counted}, expected {expected}: {hint}")
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
