@@ -5,9 +5,18 @@ while a job is still starting is remembered rather than killing it; long loops (
 sampling by shard) poll `requested()` at their boundaries, write their resumable state and
 raise `Preempted`, which the CLI turns into exit code 3. Snakemake then marks the job failed,
 removes its declared outputs and, with `retries:`, resubmits it; the rerun resumes.
+
+A job's attempts share only its state folder, so each stop and each resume is appended to an
+`EventLog` there (state/events.jsonl): the history across attempts that a run's summary counts
+preemptions from and the SLURM test checks. This module imports nothing heavy (no torch), so the
+CLI can install the handler before anything slow starts.
 """
 
+import json
 import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
 
 from frugaldiff.errors import FrugaldiffError
 
@@ -37,3 +46,31 @@ def requested() -> int | None:
 def reset() -> None:
     """Forget received signals (tests run several loops in one process)."""
     _received.clear()
+
+
+@dataclass(frozen=True)
+class EventLog:
+    """Preemptions and resumptions of one job, one JSON line each, kept across its attempts.
+
+    Lines are only ever appended: each attempt adds to what the earlier ones wrote. Under DDP
+    every rank holds an EventLog but only the main rank's `writes`, so each event appears once.
+    """
+
+    path: Path
+    writes: bool = True
+
+    def record(self, event: str, iteration: int, **fields: object) -> None:
+        """Append `event` at `iteration` (plus `fields`), stamped with the wall-clock time."""
+        if not self.writes:
+            return
+        line = {"event": event, "iteration": iteration, **fields, "time": time.time()}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(line) + "\n")
+
+    def count(self, event: str) -> int:
+        """How many `event` lines the log holds (0 when no attempt has written one)."""
+        if not self.path.is_file():
+            return 0
+        lines = self.path.read_text().splitlines()
+        return sum(1 for ln in lines if ln and json.loads(ln)["event"] == event)

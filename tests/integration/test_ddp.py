@@ -140,6 +140,12 @@ def finish(process: subprocess.Popen) -> tuple[int, str]:
     return process.returncode, output
 
 
+def events(out: Path) -> list[str]:
+    """The kinds in the job's state/events.jsonl, in order (preemption.EventLog)."""
+    lines = (out / "state" / "events.jsonl").read_text().splitlines()
+    return [json.loads(ln)["event"] for ln in lines]
+
+
 def metrics(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
@@ -213,10 +219,12 @@ def test_a_signal_on_one_rank_stops_both_and_the_rerun_resumes(
     stopped_at = load_torch(tmp_path / "state" / "state.pt")["iteration"]
     assert 1 <= stopped_at < ITERATIONS
     assert not (tmp_path / "ckpt").exists()  # declared outputs only at the end
+    assert events(tmp_path) == ["preempted"]  # one line for the job: rank 0 alone writes
 
     with launched(args) as second:
         code, output = finish(second)
     assert code == 0, output
+    assert events(tmp_path) == ["preempted", "resumed"]
     assert [m["iteration"] for m in metrics(tmp_path)] == list(range(1, ITERATIONS + 1))
     resumed = load_checkpoint(tmp_path / "ckpt" / f"iter{ITERATIONS}.pt")
     straight = load_checkpoint(runs["two"] / "ckpt" / f"iter{ITERATIONS}.pt")

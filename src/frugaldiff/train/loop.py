@@ -31,7 +31,7 @@ from frugaldiff.devices import resolve_device
 from frugaldiff.errors import NumericsError
 from frugaldiff.io import atomic_write, write_json
 from frugaldiff.models.registry import fit_to_data
-from frugaldiff.preemption import Preempted
+from frugaldiff.preemption import EventLog, Preempted
 from frugaldiff.provenance import config_hash
 from frugaldiff.rng import derive_seed, make_generator
 from frugaldiff.sharding import shard_for_rank
@@ -81,6 +81,7 @@ class Trainer:
             self.extras["latent"] = self.dataset.codec_identity  # sampling decodes with it
         self.state_dir = state_dir
         self.world = world
+        self.events = EventLog(self.events_path, writes=world.is_main)
         self.shard = shard_for_rank(tc.batch_size, world.rank, world.size)  # this rank's rows
         self.device = world.place(resolve_device(tc.device))
         self.batches = BatchSchedule(self.dataset, tc.batch_size, tc.seed, tc.hflip)
@@ -110,6 +111,10 @@ class Trainer:
     @property
     def metrics_path(self) -> Path:
         return self.state_dir / "metrics.jsonl"
+
+    @property
+    def events_path(self) -> Path:
+        return self.state_dir / "events.jsonl"
 
     def ckpt_state_path(self, iteration: int) -> Path:
         return self.state_dir / "ckpt" / f"iter{iteration}.pt"
@@ -143,7 +148,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.iteration = int(state["iteration"])
         self._truncate_metrics()
-        self._log_event({"event": "resumed", "iteration": self.iteration})
+        self.events.record("resumed", self.iteration)
         log.info("resumed %s at iteration %d", self.cfg.name, self.iteration)
         return True
 
@@ -202,9 +207,7 @@ class Trainer:
             signum = preemption.requested()
             if self.world.any(signum is not None):
                 self.save_state()
-                self._log_event(
-                    {"event": "preempted", "iteration": self.iteration, "signal": signum}
-                )
+                self.events.record("preempted", self.iteration, signal=signum)
                 self.world.barrier()  # no rank exits before rank 0 has written the state
                 raise Preempted(
                     f"signal {signum or 'on another rank'}: state saved at iteration "
@@ -242,18 +245,6 @@ class Trainer:
                 self.save_state()
             yield StepRecord(self.iteration, loss, lr, rate)
 
-    @property
-    def events_path(self) -> Path:
-        return self.state_dir / "events.jsonl"
-
-    def _log_event(self, record: dict[str, Any]) -> None:
-        """Preemptions and resumptions, one JSON line each: the job's history across attempts."""
-        if not self.world.is_main:
-            return
-        self.events_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.events_path.open("a") as handle:
-            handle.write(json.dumps({**record, "time": time.time()}) + "\n")
-
     def _log_metrics(self, record: dict[str, Any]) -> None:
         if not self.world.is_main:
             return
@@ -284,12 +275,6 @@ class Trainer:
             "train_flops_per_image": 3.0 * forward,  # backward ≈ 2x forward
         }
 
-    def _count_events(self, kind: str) -> int:
-        if not self.events_path.is_file():
-            return 0
-        lines = self.events_path.read_text().splitlines()
-        return sum(1 for ln in lines if ln and json.loads(ln)["event"] == kind)
-
     def summary(self) -> dict[str, Any]:
         """Measured throughput (median of the logged rates) and the counted cost of the run."""
         rates = [
@@ -307,7 +292,7 @@ class Trainer:
             "device": str(self.device),
             "images_per_second": median,
             "step_seconds": self.tc.batch_size / median if median else float("nan"),
-            "preemptions": self._count_events("preempted"),
+            "preemptions": self.events.count("preempted"),
             **self.cost(),
         }
 
