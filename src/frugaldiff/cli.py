@@ -150,6 +150,12 @@ def cmd_report(args: argparse.Namespace) -> None:
     print("\n".join(str(p) for p in written))
 
 
+def cmd_publish(args: argparse.Namespace) -> None:
+    from frugaldiff.report.publish import publish
+
+    print(publish(args.results, args.out, args.study, args.force, args.allow_dirty))
+
+
 def _progress(desc: str) -> Callable:
     return lambda iterable: tqdm(iterable, desc=desc, disable=None)
 
@@ -267,6 +273,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--study", required=True, help="baseline | speed | ...")
     p.add_argument("--out-dir", type=Path, required=True)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser(
+        "publish", help="copy a tier's report, configs and provenance to docs/results/<tier>"
+    )
+    p.add_argument("--results", type=Path, required=True, help="results/<tier>")
+    p.add_argument("--out", type=Path, required=True, help="e.g. docs/results/<tier>")
+    p.add_argument("--study", nargs="+", default=None, help="default: every built report")
+    p.add_argument("--force", action="store_true", help="replace an existing publication")
+    p.add_argument(
+        "--allow-dirty", action="store_true", help="publish metrics of several or dirty commits"
+    )
+    p.set_defaults(func=cmd_publish)
     return parser
 
 

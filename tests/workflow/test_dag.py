@@ -124,6 +124,15 @@ def test_smoke_dag_end_to_end_then_nothing_to_do(tmp_path: Path) -> None:
     again = snakemake("-n", "--cores", "2", "--config", f"results_dir={results}")
     assert "Nothing to be done" in again.stdout + again.stderr
 
+    # The publication of docs/results/<tier>/ from real DAG outputs (dirty: local edits allowed)
+    from frugaldiff.report.publish import publish
+
+    readme = publish(results / "smoke", tmp_path / "published", allow_dirty=True).read_text()
+    for study in ("speed", "masked", "distill"):
+        assert f"## Study `{study}`" in readme
+        assert (tmp_path / "published" / study / "configs").is_dir()
+    assert "![fid_vs_mask_ratio](masked/figures/fid_vs_mask_ratio.png)" in readme
+
 
 PAPER_CONFIGS = sorted((REPO / "configs" / "paper").glob("*.yaml"))
 

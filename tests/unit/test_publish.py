@@ -1,0 +1,112 @@
+"""frugaldiff publish: a tier's report, configs and provenance copied, never silently replaced."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from frugaldiff.cli import main
+from frugaldiff.errors import FrugaldiffError
+from frugaldiff.report.publish import publish
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def _tier(root: Path, commits: tuple[str, ...] = (COMMIT, COMMIT)) -> Path:
+    """results/<tier> with one study `speed` of two runs, as the DAG lays it out."""
+    tier = root / "results" / "t"
+    report = tier / "report" / "speed"
+    (report / "tables").mkdir(parents=True)
+    (report / "figures").mkdir()
+    table = "| variant | FID |\n|---|---|\n| speed | 12.5 |\n"
+    (report / "tables" / "speedup.md").write_text(table)
+    (report / "tables" / "speedup.csv").write_text("variant,FID\nspeed,12.5\n")
+    (report / "figures" / "fid_vs_iteration.png").write_bytes(b"\x89PNG fake")
+    metrics = tier / "a" / "metrics" / "iter2" / "ddim-s4-w0.json"
+    metrics.parent.mkdir(parents=True)
+    metrics.write_text(json.dumps({"provenance": {"packages": {"torch": "2.14.1"}}}))
+    rows = [
+        {"tier": "t", "run": run, "git_commit": commit, "source": str(metrics), "metric": "fid"}
+        for run, commit in zip(("a", "b"), commits, strict=True)
+    ]
+    pd.DataFrame(rows).to_csv(report / "metrics_tidy.csv", index=False)
+    for run, ips in (("a", 100.0), ("b", 50.0)):
+        (tier / run / "train").mkdir(parents=True, exist_ok=True)
+        (tier / run / "config.yaml").write_text(f"run: {run}\n")
+        summary = {"device": "cuda:0", "world_size": 1, "images_per_second": ips, "iterations": 2}
+        (tier / run / "train" / "summary.json").write_text(json.dumps(summary))
+        bench = tier / run / "benchmarks" / "compute_metrics" / "iter2"
+        bench.mkdir(parents=True)
+        (bench / "ddim-s4-w0.tsv").write_text("s\th:m:s\n7.5\t0:00:07\n")
+        (tier / run / "benchmarks" / "train_model.tsv").write_text("s\th:m:s\n30.25\t0:00:30\n")
+    (tier / "config").mkdir()
+    (tier / "config" / "data.yaml").write_text("dataset: cifar10\n")
+    return tier
+
+
+def test_publication_holds_tables_figures_configs_and_provenance(tmp_path: Path) -> None:
+    tier = _tier(tmp_path)
+    out = tmp_path / "docs" / "results" / "t"
+    readme = publish(tier, out).read_text()
+    assert (out / "speed" / "tables" / "speedup.csv").read_text() == "variant,FID\nspeed,12.5\n"
+    assert (out / "speed" / "figures" / "fid_vs_iteration.png").read_bytes() == b"\x89PNG fake"
+    assert (out / "speed" / "configs" / "a.yaml").read_text() == "run: a\n"
+    assert (out / "config" / "data.yaml").is_file()
+    assert "| speed | 12.5 |" in readme  # the table inlined
+    assert "![fid_vs_iteration](speed/figures/fid_vs_iteration.png)" in readme
+    assert COMMIT in readme
+    assert "torch 2.14.1" in readme
+    assert "| a | cuda:0 | 1 | 100.0 | compute_metrics 8, train_model 30 |" in readme
+    record = json.loads((out / "provenance.json").read_text())
+    assert record["commits"] == [COMMIT]
+    assert record["dirty"] is False
+    assert record["runs"]["speed"]["b"]["job_seconds"] == {
+        "compute_metrics": 7.5,
+        "train_model": 30.25,
+    }
+    assert not list(out.parent.glob(".t.*"))  # no staging left behind
+
+
+def test_an_existing_publication_is_replaced_only_with_force(tmp_path: Path) -> None:
+    tier = _tier(tmp_path)
+    out = tmp_path / "pub"
+    out.mkdir()
+    (out / "old.md").write_text("earlier result")
+    with pytest.raises(FrugaldiffError, match="already holds a publication; pass --force"):
+        publish(tier, out)
+    assert (out / "old.md").read_text() == "earlier result"
+    publish(tier, out, force=True)
+    assert not (out / "old.md").exists()
+    assert (out / "README.md").is_file()
+
+
+def test_mixed_or_dirty_commits_are_refused_unless_allowed(tmp_path: Path) -> None:
+    tier = _tier(tmp_path, commits=(COMMIT, COMMIT + "-dirty"))
+    out = tmp_path / "pub"
+    with pytest.raises(FrugaldiffError, match="needs one clean commit"):
+        publish(tier, out)
+    assert not out.exists()
+    assert not list(tmp_path.glob(".pub.*"))
+    readme = publish(tier, out, allow_dirty=True).read_text()
+    assert "published with --allow-dirty" in readme
+
+
+def test_missing_study_or_run_config_is_a_clear_error(tmp_path: Path) -> None:
+    tier = _tier(tmp_path)
+    with pytest.raises(FrugaldiffError, match=r"study 'masked': .*report/masked/metrics_tidy"):
+        publish(tier, tmp_path / "pub", studies=["masked"])
+    (tier / "b" / "config.yaml").unlink()
+    with pytest.raises(FrugaldiffError, match=r"run 'b' of study 'speed': .*config.yaml"):
+        publish(tier, tmp_path / "pub")
+    assert not (tmp_path / "pub").exists()
+    with pytest.raises(FrugaldiffError, match="no study report"):
+        publish(tmp_path / "nothing", tmp_path / "pub")
+
+
+def test_cli_publish_reports_bad_input_with_exit_code_2(tmp_path: Path, capsys) -> None:
+    tier = _tier(tmp_path)
+    out = tmp_path / "pub"
+    assert main(["publish", "--results", str(tier), "--out", str(out)]) == 0
+    assert main(["publish", "--results", str(tier), "--out", str(out)]) == 2
+    assert "pass --force" in capsys.readouterr().err
