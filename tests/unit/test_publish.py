@@ -40,6 +40,8 @@ def _tier(root: Path, commits: tuple[str, ...] = (COMMIT, COMMIT)) -> Path:
         bench.mkdir(parents=True)
         (bench / "ddim-s4-w0.tsv").write_text("s\th:m:s\n7.5\t0:00:07\n")
         (tier / run / "benchmarks" / "train_model.tsv").write_text("s\th:m:s\n30.25\t0:00:30\n")
+    (tier / "benchmarks" / "reference_stats").mkdir(parents=True)
+    (tier / "benchmarks" / "reference_stats" / "cifar10-train.tsv").write_text("s\n87.0\n")
     (tier / "config").mkdir()
     (tier / "config" / "data.yaml").write_text("dataset: cifar10\n")
     return tier
@@ -58,6 +60,7 @@ def test_publication_holds_tables_figures_configs_and_provenance(tmp_path: Path)
     assert COMMIT in readme
     assert "torch 2.14.1" in readme
     assert "| a | cuda:0 | 1 | 100.0 | compute_metrics 8, train_model 30 |" in readme
+    assert "(data, reference statistics): reference_stats 87 s." in readme
     record = json.loads((out / "provenance.json").read_text())
     assert record["commits"] == [COMMIT]
     assert record["dirty"] is False

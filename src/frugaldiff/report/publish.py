@@ -112,6 +112,8 @@ def _readme(tier: str, records: dict[str, dict[str, Any]], info: dict[str, Any])
         lines += ["", "**Warning: published with --allow-dirty; see the commits above.**"]
     packages = ", ".join(f"{k} {v}" for k, v in sorted(info["packages"].items()))
     lines += ["", f"Packages: {packages or 'unknown'}."]
+    shared = ", ".join(f"{r} {s:.0f} s" for r, s in sorted(info["shared_job_seconds"].items()))
+    lines += [f"Jobs shared by the studies (data, reference statistics): {shared or 'n/a'}."]
     for study, record in records.items():
         dest = Path(study)
         lines += ["", f"## Study `{study}`", ""]
@@ -168,6 +170,7 @@ def publish(
             "commits": commits,
             "dirty": dirty,
             "packages": _first_packages(tier_dir, first_tidy),
+            "shared_job_seconds": _job_seconds(tier_dir),
             "out": staging,
         }
         tier = str(first_tidy["tier"].iloc[0])
