@@ -139,7 +139,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     adam_betas: tuple[float, float] = (0.9, 0.999)
     warmup_iters: int = 50
-    lr_decay: str = "constant"  # constant | linear (to 0 at the last iteration)
+    lr_decay: str = "constant"  # constant | linear | cosine, after warm-up (train/lr_schedule.py)
+    lr_final_ratio: float = 0.0  # linear / cosine end at this x lr (MicroDiT: cosine to .33)
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     precision: str = "fp32"  # fp32 | bf16 (autocast)

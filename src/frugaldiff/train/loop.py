@@ -37,6 +37,7 @@ from frugaldiff.rng import derive_seed, make_generator
 from frugaldiff.sharding import shard_for_rank
 from frugaldiff.train.distributed import SINGLE_PROCESS, World
 from frugaldiff.train.ema import make_ema
+from frugaldiff.train.lr_schedule import lr_factor
 from frugaldiff.train.stages import build_stage
 from frugaldiff.train.state import checkpoint_payload, load_torch, save_torch
 
@@ -93,11 +94,9 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=tc.lr, betas=tc.adam_betas, weight_decay=tc.weight_decay
         )
-        warmup, total = max(tc.warmup_iters, 1), tc.iterations
-        linear = tc.lr_decay == "linear"
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer,
-            lambda it: min(1.0, (it + 1) / warmup) * ((1.0 - it / total) if linear else 1.0),
+            lr_factor(tc.lr_decay, tc.warmup_iters, tc.iterations, tc.lr_final_ratio),
         )
         self.config_dict = to_dict(cfg)
         self.config_hash = config_hash({"run": self.config_dict, "halving": student_steps})
