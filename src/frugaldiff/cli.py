@@ -35,7 +35,15 @@ def cmd_prepare_data(args: argparse.Namespace) -> None:
     from frugaldiff.data.prepare import prepare_dataset
 
     cfg = from_dict(DataConfig, load_yaml(args.config), str(args.config))
-    meta = prepare_dataset(cfg, args.train_out, args.test_out, args.meta_out, args.download_dir)
+    meta = prepare_dataset(
+        cfg,
+        args.train_out,
+        args.test_out,
+        args.meta_out,
+        args.download_dir,
+        workers=args.threads,  # decoding processes (ImageNet-256); None: this job's CPUs
+        progress=_progress(f"preparing {cfg.dataset} (chunks)"),
+    )
     print(f"prepared {meta}")
 
 

@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import numpy as np
 import yaml
 
 from frugaldiff.errors import DataError, FrugaldiffError
+from frugaldiff.npz_mmap import mapped_arrays
 
 
 def ensure_writable_dir(directory: Path) -> None:
@@ -81,8 +83,12 @@ def write_npz(target: Path | str, **arrays: np.ndarray) -> None:
         np.savez(tmp, **arrays)
 
 
-def read_npz(path: Path | str, *keys: str) -> dict[str, np.ndarray]:
-    """Read named arrays from an .npz, failing with the path and the missing key."""
+def read_npz(path: Path | str, *keys: str, mmap: bool = False) -> dict[str, np.ndarray]:
+    """Read named arrays (all if none named) from an .npz, failing with the path and the key.
+
+    `mmap=True` returns read-only memory maps of uncompressed members (npz_mmap.py), so a split
+    larger than RAM can be indexed batch by batch; other members are loaded as usual.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
@@ -91,8 +97,11 @@ def read_npz(path: Path | str, *keys: str) -> dict[str, np.ndarray]:
             missing = [k for k in keys if k not in data.files]
             if missing:
                 raise DataError(f"{path}: missing arrays {missing}; found {sorted(data.files)}")
-            return {k: data[k] for k in (keys or data.files)}
-    except (OSError, ValueError) as err:
+            wanted = list(keys or data.files)
+            if not mmap:
+                return {k: data[k] for k in wanted}
+        return mapped_arrays(path, wanted)
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
         raise DataError(f"{path}: unreadable .npz ({err})") from err
 
 

@@ -101,7 +101,7 @@ def test_no_folder_names_the_key_and_the_layout(tmp_path: Path, monkeypatch) -> 
     assert "Imagenet64_val_npz/val_data.npz" in str(err.value)
 
 
-def test_unprepared_paper_datasets_fail_naming_the_key(tmp_path: Path) -> None:
-    cfg = DataConfig(dataset="imagenet256", archive="/data/ilsvrc")
-    with pytest.raises(DataError, match=r"dataset='imagenet256': preparing it is not implemented"):
+def test_unknown_datasets_fail_naming_the_key_and_the_choices(tmp_path: Path) -> None:
+    cfg = DataConfig(dataset="imagenet21k", archive="/data/ilsvrc")
+    with pytest.raises(DataError, match=r"dataset='imagenet21k'; expected one of .*'imagenet256'"):
         prepare_dataset(cfg, tmp_path / "a", tmp_path / "b", tmp_path / "c", tmp_path)

@@ -42,10 +42,11 @@ rule prepare_data:
         f"{RESULTS}/logs/prepare_data.log",
     conda:
         ENVIRONMENT
+    threads: resources_for("prepare", "cpus")
     resources:
         **job_resources("prepare"),
     shell:
-        "exec frugaldiff prepare-data"
+        "exec frugaldiff --threads {threads} prepare-data"
         " --config {input}"
         " --train-out {output.train}"
         " --test-out {output.test}"

@@ -9,6 +9,7 @@ schedule draws z = mean + std·ε from its per-iteration generator. File: mean a
 """
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -25,7 +26,8 @@ from frugaldiff.config import LatentConfig
 from frugaldiff.data.images import check_images, to_model_range
 from frugaldiff.data.vae import LatentCodec, load_codec, locate_vae
 from frugaldiff.errors import DataError
-from frugaldiff.io import atomic_write, ensure_writable_dir, read_npz, write_npz
+from frugaldiff.io import atomic_write, ensure_writable_dir, read_npz
+from frugaldiff.npz_stream import NpzStream, stream_npz
 from frugaldiff.provenance import sha256_file
 
 log = logging.getLogger(__name__)
@@ -34,22 +36,48 @@ LATENT_FORMAT = 1
 VIEWS = ("image", "hflip")  # axis 1 of mean and std
 
 
+def _posterior_batches(
+    codec: LatentCodec,
+    images: np.ndarray,
+    batch_size: int,
+    progress: Callable[[Iterator[int]], Iterable[int]],
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Posterior mean and std (b, 2, C, h, w) float32 of each batch of images and mirrors."""
+    for start in progress(iter(range(0, len(images), batch_size))):
+        batch = np.array(images[start : start + batch_size])  # (b, 3, H, W): off the memory map
+        x = to_model_range(batch)  # (b, 3, H, W) in [-1, 1]
+        both = torch.cat([x, x.flip(-1)])  # (2b, 3, H, W): images, then their mirrors
+        mean, std = codec.posterior(both)  # (2b, C, h, w) each
+        b = len(x)
+        yield (
+            torch.stack([mean[:b], mean[b:]], dim=1).cpu().numpy(),  # (b, 2, C, h, w)
+            torch.stack([std[:b], std[b:]], dim=1).cpu().numpy(),
+        )
+
+
 def encode_images(
     codec: LatentCodec,
     images: np.ndarray,
     batch_size: int,
+    npz: NpzStream,
     progress: Callable[[Iterator[int]], Iterable[int]] = iter,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Posterior mean and std (N, 2, C, h, w) float32 of uint8 images (N, 3, H, W) and mirrors."""
-    means, stds = [], []
-    for start in progress(iter(range(0, len(images), batch_size))):
-        x = to_model_range(images[start : start + batch_size])  # (b, 3, H, W) in [-1, 1]
-        both = torch.cat([x, x.flip(-1)])  # (2b, 3, H, W): images, then their mirrors
-        mean, std = codec.posterior(both)  # (2b, C, h, w) each
-        b = len(x)
-        means.append(torch.stack([mean[:b], mean[b:]], dim=1).cpu().numpy())  # (b, 2, C, h, w)
-        stds.append(torch.stack([std[:b], std[b:]], dim=1).cpu().numpy())
-    return np.concatenate(means), np.concatenate(stds)
+) -> tuple[int, int, int]:
+    """Stream posterior mean and std (N, 2, C, h, w) float32 of uint8 images (N, 3, H, W) and
+    their mirrors into `npz` (members `mean`, `std`); return (C, h, w).
+
+    The mean goes straight into the file and the std through a spool beside it, so ImageNet's
+    1.28M × 2 × 4 × 32² float32 posteriors (2 × 42 GB) never sit in RAM.
+    """
+    batches = _posterior_batches(codec, images, batch_size, progress)
+    first = next(batches)
+    shape = (len(images), *first[0].shape[1:])  # (N, 2, C, h, w)
+    std = npz.spool("std", shape, np.dtype(np.float32))
+    with npz.rows("mean", shape, np.dtype(np.float32)) as mean:
+        for batch_mean, batch_std in itertools.chain([first], batches):
+            mean.write(batch_mean)
+            std.write(batch_std)
+    c, h, w = shape[2:]
+    return c, h, w
 
 
 def cache_key(data_sha256: str, identity: dict[str, Any]) -> str:
@@ -94,7 +122,7 @@ def encode_latents(
     ensure_writable_dir(out.parent)
     ensure_writable_dir(cache_dir)
     locate_vae(cfg)  # fail before any work
-    arrays = read_npz(data, "images", "labels")
+    arrays = read_npz(data, "images", "labels", mmap=True)
     images = check_images(arrays["images"], data)
     codec = load_codec(cfg)
     data_sha256 = sha256_file(data)
@@ -104,31 +132,30 @@ def encode_latents(
         prov = read_provenance(cached)
         log.info("reusing cached latents %s", cached)
     else:
-        mean, std = encode_images(codec, images, cfg.encode_batch_size, progress)
-        prov = {
-            "format": LATENT_FORMAT,
-            "views": list(VIEWS),
-            **codec.identity,
-            "latent_shape": list(mean.shape[2:]),
-            "image_shape": list(images.shape[1:]),
-            "num_images": len(images),
-            "source_data": str(data),
-            "source_data_sha256": data_sha256,
-        }
-        write_npz(
-            cached,
-            mean=mean,
-            std=std,
-            labels=arrays["labels"].astype(np.int64),
-            provenance=np.array(json.dumps(prov, sort_keys=True)),
-        )
+        with stream_npz(cached) as npz:
+            latent_shape = encode_images(codec, images, cfg.encode_batch_size, npz, progress)
+            prov = {
+                "format": LATENT_FORMAT,
+                "views": list(VIEWS),
+                **codec.identity,
+                "latent_shape": list(latent_shape),
+                "image_shape": list(images.shape[1:]),
+                "num_images": len(images),
+                "source_data": str(data),
+                "source_data_sha256": data_sha256,
+            }
+            npz.add("labels", arrays["labels"].astype(np.int64))
+            npz.add("provenance", np.array(json.dumps(prov, sort_keys=True)))
     _publish(cached, out)
     return {**prov, "reused": reused, "cache_file": str(cached)}
 
 
 @dataclass(frozen=True)
 class LatentDataset:
-    """Cached posterior mean/std (N, 2, C, h, w) float32 and labels (N,), held in memory."""
+    """Cached posterior mean/std (N, 2, C, h, w) float32, memory-mapped, and labels (N,).
+
+    A batch gathers its rows by fancy indexing, which copies them off the map (`examples`).
+    """
 
     mean: np.ndarray
     std: np.ndarray
@@ -137,7 +164,7 @@ class LatentDataset:
 
     @classmethod
     def load(cls, path: Path | str) -> "LatentDataset":
-        arrays = read_npz(path, "mean", "std", "labels", "provenance")
+        arrays = read_npz(path, "mean", "std", "labels", "provenance", mmap=True)
         mean, std = arrays["mean"], arrays["std"]
         prov = json.loads(str(arrays["provenance"]))
         if prov.get("format") != LATENT_FORMAT:

@@ -37,6 +37,7 @@ __all__ = [
     "ImageArrayDataset",
     "InceptionFeatures",
     "OfflineInceptionV3",
+    "cleanfid_feature_batches",
     "cleanfid_features",
     "locate_inception_weights",
     "register_offline_extractor",
@@ -124,18 +125,21 @@ def strict_float32() -> Iterator[None]:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
-def _batched_features(
+def _feature_batches(
     images: np.ndarray,
     batch_size: int,
     extract: Callable[[np.ndarray], torch.Tensor],
     what: str,
-) -> np.ndarray:
-    """Run `extract` (uint8 (B, 3, H, W) numpy -> (B, 2048) tensor) over batches, logging rate."""
-    out = np.empty((len(images), FEATURE_DIM), dtype=np.float64)  # (N, 2048)
+) -> Iterator[np.ndarray]:
+    """Run `extract` (uint8 (B, 3, H, W) numpy -> (B, 2048) tensor) over batches, logging rate;
+    yield float64 (B, 2048), so a 1.28M-image split needs one batch in memory, not 21 GB."""
     start_time = last_log = time.perf_counter()
     for start in range(0, len(images), batch_size):
-        batch = images[start : start + batch_size]
-        out[start : start + len(batch)] = extract(batch).double().cpu().numpy()  # (B, 2048)
+        batch = np.array(images[start : start + batch_size])  # (B, 3, H, W), off a memory map
+        features = extract(batch).double().cpu().numpy()  # (B, 2048)
+        if not np.isfinite(features).all():
+            raise NumericsError(f"{what}: non-finite Inception features")
+        yield features
         now = time.perf_counter()
         if now - last_log >= LOG_EVERY_SECONDS:
             done, rate = start + len(batch), (start + len(batch)) / (now - start_time)
@@ -148,8 +152,15 @@ def _batched_features(
                 (len(images) - done) / rate,
             )
             last_log = now
-    if not np.isfinite(out).all():
-        raise NumericsError(f"{what}: non-finite Inception features")
+
+
+def _collect(batches: Iterator[np.ndarray], count: int) -> np.ndarray:
+    """Feature batches (B, 2048) as one float64 (count, 2048) array."""
+    out = np.empty((count, FEATURE_DIM), dtype=np.float64)  # (N, 2048)
+    start = 0
+    for features in batches:
+        out[start : start + len(features)] = features
+        start += len(features)
     return out
 
 
@@ -186,9 +197,38 @@ class InceptionFeatures:
 
     def features(self, images: np.ndarray, source: Path | str = "images") -> np.ndarray:
         """uint8 (N, 3, H, W) RGB in 0..255 -> float64 (N, 2048); errors name `source`."""
+        return _collect(self.feature_batches(images, source), len(images))
+
+    def feature_batches(
+        self, images: np.ndarray, source: Path | str = "images"
+    ) -> Iterator[np.ndarray]:
+        """`features` batch by batch, float64 (B, 2048) each (inference mode and strict float32
+        stay on while the caller holds the generator)."""
         check_images(images, source)
         with torch.inference_mode(), strict_float32():
-            return _batched_features(images, self.batch_size, self._extract, str(source))
+            yield from _feature_batches(images, self.batch_size, self._extract, str(source))
+
+
+def _cleanfid_extractor(
+    cache_dir: Path, device: str, weights_path: Path | None
+) -> Callable[[np.ndarray], torch.Tensor]:
+    """clean-fid's mode "clean" on our saved TorchScript: uint8 (B, 3, H, W) -> (B, 2048)."""
+    from cleanfid.fid import get_batch_features  # lazy: clean-fid is only the cross-check
+    from cleanfid.inception_torchscript import InceptionV3W
+    from cleanfid.resize import build_resizer
+
+    weights = ensure_converted(Path(cache_dir), weights_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load is deprecated
+        model = InceptionV3W(str(weights.cleanfid_dir), download=False).to(device).eval()
+    resize = build_resizer("clean")
+
+    def extract(batch: np.ndarray) -> torch.Tensor:
+        resized = np.stack([resize(image.transpose(1, 2, 0)) for image in batch])  # (B,299,299,3)
+        batch_t = torch.from_numpy(resized.transpose(0, 3, 1, 2).copy())  # (B, 3, 299, 299)
+        return torch.from_numpy(get_batch_features(batch_t, model, torch.device(device)))
+
+    return extract
 
 
 def cleanfid_features(
@@ -205,23 +245,22 @@ def cleanfid_features(
     no re-quantization) and its InceptionV3W on our saved TorchScript, in memory: no temp
     folders, no download (`download=False`).
     """
-    from cleanfid.fid import get_batch_features  # lazy: clean-fid is only the cross-check
-    from cleanfid.inception_torchscript import InceptionV3W
-    from cleanfid.resize import build_resizer
+    batches = cleanfid_feature_batches(images, cache_dir, device, batch_size, weights_path, source)
+    return _collect(batches, len(images))
 
+
+def cleanfid_feature_batches(
+    images: np.ndarray,
+    cache_dir: Path,
+    device: str = "cpu",
+    batch_size: int = 16,
+    weights_path: Path | None = None,
+    source: Path | str = "images",
+) -> Iterator[np.ndarray]:
+    """`cleanfid_features` batch by batch, float64 (B, 2048) each."""
     check_images(images, source)
     if batch_size < 1:
         raise ConfigError(f"cleanfid_features: batch_size must be >= 1, got {batch_size}")
-    weights = ensure_converted(Path(cache_dir), weights_path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load is deprecated
-        model = InceptionV3W(str(weights.cleanfid_dir), download=False).to(device).eval()
-    resize = build_resizer("clean")
-
-    def extract(batch: np.ndarray) -> torch.Tensor:
-        resized = np.stack([resize(image.transpose(1, 2, 0)) for image in batch])  # (B,299,299,3)
-        batch_t = torch.from_numpy(resized.transpose(0, 3, 1, 2).copy())  # (B, 3, 299, 299)
-        return torch.from_numpy(get_batch_features(batch_t, model, torch.device(device)))
-
+    extract = _cleanfid_extractor(cache_dir, device, weights_path)
     with strict_float32():
-        return _batched_features(images, batch_size, extract, f"{source} (clean-fid)")
+        yield from _feature_batches(images, batch_size, extract, f"{source} (clean-fid)")

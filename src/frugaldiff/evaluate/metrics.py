@@ -2,8 +2,10 @@
 
 papers/evaluation.md (a): FID = |mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^{1/2}) (Heusel et al.
 2017, eq. 6) in float64; KID = torch-fidelity's unbiased MMD^2 with the cubic polynomial kernel
-(Bińkowski et al. 2018), its defaults, its code; IS is "n/a (no logits weights)". Samples and
-reference must share weights and resize mode; N of both and the KID subset size are recorded.
+(Bińkowski et al. 2018), its defaults, its draws, its kernel code; IS is "n/a (no logits
+weights)". Samples and reference must share weights and resize mode; N of both and the KID
+subset size are recorded. A reference's features may be a memory map (1.28M × 2048 float32):
+only the rows a KID subset draws are read.
 """
 
 import logging
@@ -11,13 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from torch_fidelity.defaults import DEFAULTS
-from torch_fidelity.metric_kid import (
-    KEY_METRIC_KID_MEAN,
-    KEY_METRIC_KID_STD,
-    kid_features_to_metric,
-)
+from torch_fidelity.metric_kid import kernel_mmd
 
 from frugaldiff.data.images import check_images
 from frugaldiff.errors import ConfigError, DataError, NumericsError
@@ -76,11 +73,12 @@ def _features_range(features: np.ndarray, what: str) -> tuple[np.ndarray, np.nda
     """The same eigenpairs as `_covariance_range(np.cov(features))`, from the centred features'
     SVD (X_c = U S Vᵀ ⇒ Σ = V S² Vᵀ / (N − 1)) when N − 1 < D: O(N²D) instead of the O(D³)
     2048² eigendecomposition, which dominated a small sample set's evaluation on 2 CPU cores.
-    None when N − 1 >= D (then the covariance's own eigh is no dearer)."""
+    None when N − 1 >= D (then the covariance's own eigh is no dearer), decided before the
+    features are read: a 1.28M-image reference's are a 10 GB memory map."""
+    if getattr(features, "ndim", 0) == 2 and len(features) - 1 >= features.shape[1]:
+        return None
     features = _check_features(features, what)
     n, dim = features.shape
-    if n - 1 >= dim:
-        return None
     centred = features - features.mean(axis=0)  # (N, D)
     _, singular, vt = np.linalg.svd(centred, full_matrices=False)  # (N,), (N, D)
     eigenvalues = singular**2 / (n - 1)  # descending
@@ -134,34 +132,42 @@ def kernel_inception_distance(
 ) -> tuple[float, float, int]:
     """KID mean and std over `subsets` random subsets, and the subset size actually used.
 
-    Calls torch-fidelity's own kid_features_to_metric (cubic kernel, gamma 1/D, coef0 1, its
-    seeded RandomState). The subset size is lowered to min(n1, n2, subset_size), which
-    torch-fidelity refuses to do itself; callers record the returned size (evaluation.md (a)).
+    torch-fidelity's kid_features_to_metric, step for step: its seeded RandomState draws a
+    subset of each set in turn and its own kernel_mmd (cubic kernel, gamma 1/D, coef0 1) scores
+    them; a test checks the values are equal. Written out so that only the drawn rows are read
+    and cast: a 1.28M-image reference's features are a 10 GB memory map (21 GB as float64).
+    The subset size is lowered to min(n1, n2, subset_size), which torch-fidelity refuses to do
+    itself; callers record the returned size (evaluation.md (a)).
     """
     if subset_size < 2 or subsets < 1:
         raise ConfigError(
             f"kernel_inception_distance: need subset_size >= 2 and subsets >= 1, "
             f"got {subset_size} and {subsets}"
         )
-    features1 = _check_features(features1, "kernel_inception_distance features1")
-    features2 = _check_features(features2, "kernel_inception_distance features2")
+    for name, features in (("features1", features1), ("features2", features2)):
+        if not isinstance(features, np.ndarray) or features.ndim != 2 or len(features) < 2:
+            shape = getattr(features, "shape", type(features).__name__)
+            raise DataError(
+                f"kernel_inception_distance {name}: expected features of shape (N >= 2, D), "
+                f"got {shape}"
+            )
     if features1.shape[1] != features2.shape[1]:
         raise DataError(
             f"kernel_inception_distance: feature widths differ, "
             f"{features1.shape[1]} vs {features2.shape[1]}"
         )
     used = min(len(features1), len(features2), subset_size)
-    # Deviation: torch-fidelity passes float32 features; float64 keeps the kernel sums exact
-    # to ~1e-12 instead of ~1e-7 (same features, same subsets, same formula).
-    result = kid_features_to_metric(
-        torch.from_numpy(features1),
-        torch.from_numpy(features2),
-        kid_subsets=subsets,
-        kid_subset_size=used,
-        rng_seed=seed,
-        verbose=False,
-    )
-    return result[KEY_METRIC_KID_MEAN], result[KEY_METRIC_KID_STD], used
+    rng = np.random.RandomState(seed)
+    mmds = np.zeros(subsets)
+    for i in range(subsets):
+        rows1 = rng.choice(len(features1), used, replace=False)
+        rows2 = rng.choice(len(features2), used, replace=False)
+        # Deviation: torch-fidelity passes float32 features; float64 keeps the kernel sums
+        # exact to ~1e-12 instead of ~1e-7 (same features, same subsets, same formula).
+        subset1 = _check_features(features1[rows1], "kernel_inception_distance features1")
+        subset2 = _check_features(features2[rows2], "kernel_inception_distance features2")
+        mmds[i] = kernel_mmd(subset1, subset2)
+    return float(np.mean(mmds)), float(np.std(mmds)), used
 
 
 def inception_score() -> tuple[None, str]:

@@ -24,7 +24,7 @@ def reference_from_dataset(
     cfg: EvaluationConfig, data: Path, data_meta: Path, out: Path, cache_dir: Path
 ) -> dict[str, Any]:
     """Inception statistics of the first `reference_images` images of a split file."""
-    images = check_images(read_npz(data, "images")["images"], data)
+    images = check_images(read_npz(data, "images", mmap=True)["images"], data)  # 252 GB at 256²
     limit = cfg.reference_images
     if limit is not None and limit > len(images):
         raise DataError(f"evaluation.reference_images={limit} but {data} holds {len(images)}")
@@ -51,7 +51,7 @@ def evaluate_sample_set(
     cache_dir: Path,
 ) -> dict[str, Any]:
     """FID (two pipelines), KID and IS of one sample set; writes and returns the record."""
-    images = check_images(read_npz(samples, "images")["images"], samples)
+    images = check_images(read_npz(samples, "images", mmap=True)["images"], samples)
     meta = read_json(sample_meta)
     if meta.get("num_images") != len(images):
         raise DataError(

@@ -3,11 +3,13 @@
 papers/evaluation.md (a): computed once per (dataset, split, N, weights sha256, resize mode,
 library versions), cached with the archive md5; FID needs mu/sigma (float64), KID the features
 themselves (float32 is exact: torch-fidelity's features are float32). The clean-fid cross-check
-keeps its own arrays under `cleanfid_*`, never mixed with the primary ones.
+keeps its own arrays under `cleanfid_*`, never mixed with the primary ones. Features are
+written batch by batch and read back memory-mapped: 10.5 GB a pipeline for ImageNet's train.
 """
 
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,16 +21,22 @@ from frugaldiff.errors import DataError
 from frugaldiff.evaluate.features import (
     CLEANFID_RESIZE_MODE,
     EXTRACTOR_NAME,
+    FEATURE_DIM,
     InceptionFeatures,
-    cleanfid_features,
+    cleanfid_feature_batches,
 )
 from frugaldiff.evaluate.metrics import feature_stats
-from frugaldiff.io import read_npz, write_npz
+from frugaldiff.evaluate.moments import FeatureMoments
+from frugaldiff.io import read_npz
+from frugaldiff.npz_stream import NpzStream, stream_npz
 from frugaldiff.provenance import provenance
 
 log = logging.getLogger(__name__)
 
 PRIMARY_KEYS = ("mu", "sigma", "features", "provenance")
+# Up to this many images, stats come from np.cov over all features at once (1 GiB of float64
+# at the limit), bit-identical to earlier references; above it, from running moments.
+IN_MEMORY_STATS_IMAGES = 2**16
 CLEANFID_KEYS = ("cleanfid_mu", "cleanfid_sigma", "cleanfid_features")
 
 
@@ -54,6 +62,28 @@ class Reference:
         return self.cleanfid_mu is not None
 
 
+def _write_pass(npz: NpzStream, prefix: str, batches: Iterator[np.ndarray], count: int) -> None:
+    """One pipeline's features (count, 2048) float32 and their mu, sigma, into `npz`.
+
+    Up to IN_MEMORY_STATS_IMAGES the features are gathered and np.cov'd (feature_stats), as
+    they always were; past it they are streamed to the file and the moments accumulated
+    (FeatureMoments), so ImageNet-256's 1.28M images need one batch in RAM, not 21 GB.
+    """
+    if count <= IN_MEMORY_STATS_IMAGES:
+        features = np.concatenate(list(batches))  # (N, 2048) float64
+        mu, sigma = feature_stats(features)
+        npz.add(f"{prefix}features", features.astype(np.float32))
+    else:
+        moments = FeatureMoments(FEATURE_DIM)
+        with npz.rows(f"{prefix}features", (count, FEATURE_DIM), np.dtype(np.float32)) as rows:
+            for batch in batches:
+                moments.add(batch)
+                rows.write(batch.astype(np.float32))
+        mu, sigma = moments.mean_and_covariance()
+    npz.add(f"{prefix}mu", mu)
+    npz.add(f"{prefix}sigma", sigma)
+
+
 def build_reference(
     images: np.ndarray,
     out: Path,
@@ -66,34 +96,30 @@ def build_reference(
     batch_size: int,
     with_cleanfid: bool = True,
 ) -> dict[str, Any]:
-    """Features of uint8 (N, 3, H, W) `images` -> `out` (.npz, atomic); returns the provenance."""
+    """Features of uint8 (N, 3, H, W) `images` (memory-mapped is fine) -> `out` (.npz, atomic);
+    returns the provenance. Per-image features are kept at any N: KID draws its subsets from
+    them (kernel_inception_distance), and at N − 1 < 2048 they also make FID's ranges cheaper."""
     source = f"{dataset}/{split}"
     check_images(images, source)
     extractor = InceptionFeatures(cache_dir, device=device, batch_size=batch_size)
-    features = extractor.features(images, source=source)  # (N, 2048) float64
-    mu, sigma = feature_stats(features)
-    arrays = {"mu": mu, "sigma": sigma, "features": features.astype(np.float32)}
-    if with_cleanfid:
-        clean = cleanfid_features(images, cache_dir, device, batch_size, source=source)
-        clean_mu, clean_sigma = feature_stats(clean)
-        arrays |= {
-            "cleanfid_mu": clean_mu,
-            "cleanfid_sigma": clean_sigma,
-            "cleanfid_features": clean.astype(np.float32),
-        }
-    record = provenance(
-        dataset=dataset,
-        split=split,
-        n_images=len(images),
-        image_shape=list(images.shape[1:]),
-        archive_md5=archive_md5,
-        weights_sha256=extractor.weights_sha256,
-        converted_weights_sha256=extractor.weights.fidelity_sha256,
-        feature_extractor=EXTRACTOR_NAME,
-        resize_mode=extractor.resize_mode,
-        resize_mode_cleanfid=CLEANFID_RESIZE_MODE if with_cleanfid else None,
-    )
-    write_npz(Path(out), **arrays, provenance=np.array(json.dumps(record, sort_keys=True)))
+    with stream_npz(Path(out)) as npz:
+        _write_pass(npz, "", extractor.feature_batches(images, source=source), len(images))
+        if with_cleanfid:
+            clean = cleanfid_feature_batches(images, cache_dir, device, batch_size, source=source)
+            _write_pass(npz, "cleanfid_", clean, len(images))
+        record = provenance(
+            dataset=dataset,
+            split=split,
+            n_images=len(images),
+            image_shape=list(images.shape[1:]),
+            archive_md5=archive_md5,
+            weights_sha256=extractor.weights_sha256,
+            converted_weights_sha256=extractor.weights.fidelity_sha256,
+            feature_extractor=EXTRACTOR_NAME,
+            resize_mode=extractor.resize_mode,
+            resize_mode_cleanfid=CLEANFID_RESIZE_MODE if with_cleanfid else None,
+        )
+        npz.add("provenance", np.array(json.dumps(record, sort_keys=True)))
     log.info("wrote reference %s (%s, %d images)", out, source, len(images))
     return record
 
@@ -111,7 +137,9 @@ def _check_stats(path: Path, prefix: str, arrays: dict[str, np.ndarray]) -> None
 def load_reference(path: Path) -> Reference:
     """Read and check a reference .npz written by build_reference; errors name the file."""
     path = Path(path)
-    arrays = read_npz(path)  # all arrays: read_npz(path, *keys) would drop the clean-fid ones
+    # All arrays (read_npz(path, *keys) would drop the clean-fid ones), the features mapped:
+    # at 1.28M images they are 10.5 GB per pipeline, and KID reads only its subsets.
+    arrays = read_npz(path, mmap=True)
     missing = [k for k in PRIMARY_KEYS if k not in arrays]
     if missing:
         raise DataError(f"{path}: missing arrays {missing}; found {sorted(arrays)}")
