@@ -113,6 +113,9 @@ class DiffusionConfig:
     mask_ratio: float = 0.0  # MicroDiT: share of tokens dropped in training (0: unmasked)
     sigma_data: float = 1.0  # EDM's σ_d: the core sees data ÷ σ_d (1: the data as they are)
     time_input: str = "t"  # t | c_noise (EDM's ln σ / 4): the network's time input
+    # IDDPM's learned Σ (speed.md (b)): the model outputs 2C channels, the last C interpolate
+    # log β and log β̃, trained by L_vb (diffusion/learned_variance.py); linear_beta + eps only.
+    learn_sigma: bool = False
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,9 @@ Label dropout for classifier-free guidance draws from the caller's generator. Ev
 for the whole global batch and then sliced to the caller's `BatchShard` (sharding.py), so an
 example's t, ε and masks do not depend on how many processes share the batch. EDM runs divide the
 data by σ_d and give the network c_noise for t (`InputScaling`, microdit.md g); the loss is then
-EDM's weighted loss exactly.
+EDM's weighted loss exactly. With `learned` (diffusion.learn_sigma, IDDPM's learned range) the
+network's last C channels set the variance: loss = ω·MSE(first C) + L_vb in bits/dim, the mean
+of L_vb from a detached ε̂ and L_vb unweighted (speed.md (e); diffusion/learned_variance.py).
 """
 
 from collections.abc import Callable
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from frugaldiff.config import DiffusionConfig
+from frugaldiff.diffusion.learned_variance import LearnedRangeTerm, check_learn_sigma
 from frugaldiff.diffusion.parameterization import broadcast_like, target_for, x_mse_factor
 from frugaldiff.diffusion.preconditioning import InputScaling
 from frugaldiff.diffusion.schedule import NoiseSchedule, build_schedule_by_name
@@ -42,9 +45,11 @@ class DiffusionObjective:
     null_label: int
     masker: TokenMasker | None = None  # MicroDiT: drop tokens, loss on kept patches only
     inputs: InputScaling | None = None  # data ÷ σ_d and the network's time (None: as they are)
+    learned: LearnedRangeTerm | None = None  # learned Σ: + L_vb on the last C channels
 
     @classmethod
     def from_config(cls, cfg: DiffusionConfig, null_label: int) -> "DiffusionObjective":
+        check_learn_sigma(cfg)
         schedule = build_schedule_by_name(cfg.schedule)
         return cls(
             schedule=schedule,
@@ -55,6 +60,7 @@ class DiffusionObjective:
             null_label=null_label,
             masker=TokenMasker(cfg.mask_ratio) if cfg.mask_ratio > 0 else None,
             inputs=InputScaling.from_config(cfg, schedule),
+            learned=LearnedRangeTerm(schedule) if cfg.learn_sigma else None,
         )
 
     def drop_labels(
@@ -97,8 +103,11 @@ class DiffusionObjective:
         z = a * x0 + s * eps  # (b, C, H, W)
         target = target_for(self.parameterization, x0, eps, a, s)  # (b, C, H, W)
         t_in = inputs.network_time(t)  # (b,) t, or EDM's c_noise
+        vb: torch.Tensor | None = None  # L_vb (b,), learned Σ only
         if self.masker is None:
             out = model(z, t_in, labels, generator=shard.network_generator(generator)).float()
+            if self.learned is not None:
+                out, vb = self.learned.split_output(out, x0, z, a, s, logsnr)  # ε̂, L_vb (b,)
             mse = (out - target).pow(2).flatten(1).mean(1)  # (b,) output-space MSE
         else:
             arch = getattr(model, "cfg", None)
@@ -114,4 +123,7 @@ class DiffusionObjective:
             ).float()
             mse = masked_mse(out, target, keep, arch.patch_size)  # (b,) kept patches only
         weight = self.weighting(logsnr) / x_mse_factor(self.parameterization, logsnr)  # (b,)
-        return weight * mse, {"t": t, "logsnr": logsnr, "weight": weight}
+        if vb is None:
+            return weight * mse, {"t": t, "logsnr": logsnr, "weight": weight}
+        diagnostics = {"t": t, "logsnr": logsnr, "weight": weight, "vb": vb.detach()}
+        return weight * mse + vb, diagnostics  # L_vb unweighted (speed.md (e))

@@ -157,8 +157,12 @@ def _dit_switches(cfg: ModelConfig, family: FamilyConfig) -> dict[str, object]:
     return switches
 
 
-def resolve_model_config(cfg: ModelConfig) -> FamilyConfig:
-    """The family config of `cfg.name` with the overrides applied (and re-validated)."""
+def resolve_model_config(cfg: ModelConfig, learn_sigma: bool = False) -> FamilyConfig:
+    """The family config of `cfg.name` with the overrides applied (and re-validated).
+
+    `learn_sigma` is the run's diffusion.learn_sigma: the network then outputs 2C channels
+    (IDDPM's learned variance), the last C its variance interpolation.
+    """
     if cfg.name not in MODEL_SIZES:
         close = difflib.get_close_matches(cfg.name, MODEL_SIZES, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -169,6 +173,8 @@ def resolve_model_config(cfg: ModelConfig) -> FamilyConfig:
         for key in ("image_size", "in_channels", "num_classes", "dropout")
         if getattr(cfg, key) is not None
     }
+    if learn_sigma:
+        overrides["learn_sigma"] = True  # both families have a 2C-channel head
     return dataclasses.replace(family, **overrides, **_dit_switches(cfg, family))
 
 
@@ -202,12 +208,13 @@ def fit_to_data(cfg: ModelConfig, sample_shape: tuple[int, int, int], source: st
     return dataclasses.replace(cfg, in_channels=channels, image_size=height)
 
 
-def build_model(cfg: ModelConfig) -> nn.Module:
+def build_model(cfg: ModelConfig, learn_sigma: bool = False) -> nn.Module:
     """A freshly initialised network for `cfg`; raises ConfigError on an unknown size name.
 
-    Build it under `with torch.device("meta"):` to count parameters without allocating.
+    `learn_sigma`: the run's diffusion.learn_sigma (2C output channels). Build it
+    under `with torch.device("meta"):` to count parameters without allocating.
     """
-    family_cfg = resolve_model_config(cfg)
+    family_cfg = resolve_model_config(cfg, learn_sigma)
     return MODEL_FAMILIES[type(family_cfg)](family_cfg)
 
 

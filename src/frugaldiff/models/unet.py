@@ -30,7 +30,8 @@ class UNetConfig:
 
     image_size: side of the square input; attention_resolutions: feature-map sides (e.g. 16)
     that get self-attention after each res-block. num_classes excludes the null label, which
-    is index `num_classes`. num_groups must divide every level's channel count.
+    is index `num_classes`. num_groups must divide every level's channel count. learn_sigma
+    doubles the output channels (IDDPM's learned variance, as DiTConfig's).
     """
 
     image_size: int
@@ -43,6 +44,7 @@ class UNetConfig:
     dropout: float = 0.0
     num_groups: int = 32
     num_heads: int = 1
+    learn_sigma: bool = False
 
     def __post_init__(self) -> None:
         # YAML gives lists; keep the frozen config hashable and comparable.
@@ -321,7 +323,8 @@ class UNet(nn.Module):
             self.up_levels.append(UpLevel(blocks, up))
 
         self.norm_out = nn.GroupNorm(cfg.num_groups, c)
-        self.conv_out = nn.Conv2d(c, cfg.in_channels, 3, padding=1)
+        out_channels = 2 * cfg.in_channels if cfg.learn_sigma else cfg.in_channels
+        self.conv_out = nn.Conv2d(c, out_channels, 3, padding=1)
         # Zero conv_out: a fresh network outputs exactly 0 (PD init_scale=0).
         _fan_avg_init(self.conv_out, scale=0.0)
 

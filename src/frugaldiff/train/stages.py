@@ -61,13 +61,18 @@ def build_stage(
             f"runs.{cfg.name}: distillation needs diffusion.sigma_data 1 and time_input 't'; "
             f"got {cfg.diffusion.sigma_data} and {cfg.diffusion.time_input!r}"
         )
+    if distilling and cfg.diffusion.learn_sigma:
+        raise ConfigError(
+            f"runs.{cfg.name}: distillation needs diffusion.learn_sigma false (its objectives "
+            "read C output channels)"
+        )
     if halving_teacher is not None:
         return _halving(cfg, halving_teacher, student_steps)
     if d.stage not in STAGES:
         raise ConfigError(f"runs.{cfg.name}.distill.stage={d.stage!r}; expected one of {STAGES}")
     if d.stage == "none":
         with seeded_global_rng(seed):
-            model = build_model(cfg.model)
+            model = build_model(cfg.model, cfg.diffusion.learn_sigma)
         if cfg.init_checkpoint is not None:
             # Fine-tuning and follow-up stages start from the earlier run's EMA weights.
             model.load_state_dict(load_checkpoint(cfg.init_checkpoint)["ema"])
