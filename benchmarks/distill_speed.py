@@ -27,7 +27,7 @@ from frugaldiff.distill.progressive import halving_chain
 from frugaldiff.distill.sampling import student_denoiser
 from frugaldiff.models.registry import build_model, count_parameters
 from frugaldiff.rng import derive_seed, make_generator, seeded_global_rng
-from frugaldiff.sampling.generate import CountingNetwork, RowCounter, make_x0_predictor
+from frugaldiff.sampling.generate import CountingNetwork, RowCounter, X0Predictor
 from frugaldiff.sampling.guidance import guided_denoiser
 from frugaldiff.sampling.noise import randn_per_image
 from frugaldiff.sampling.solvers import build_solver, clip_denoiser, timestep_grid
@@ -97,7 +97,7 @@ def main() -> None:
     x_T = randn_per_image(gens, shape, device=device, dtype=torch.float32)  # (B, C, H, W)
 
     teacher_rows = RowCounter()
-    predict_x0 = make_x0_predictor(teacher, schedule, param, teacher_rows)
+    predict_x0 = X0Predictor(teacher, schedule, param, teacher_rows)
     student_rows = RowCounter()
     network = CountingNetwork(student, student_rows)
 

@@ -17,6 +17,7 @@ and the layout can change without touching them.
 from frugaldiff.config.parsing import from_dict, load_yaml, to_dict
 from frugaldiff.config.resources import RESOURCE_KINDS, ResourceSpec
 from frugaldiff.config.sections import (
+    ANCESTRAL_VARIANCES,
     CIFAR10_FULL_MD5,
     DATASETS,
     JUMP_MODELS,
@@ -44,6 +45,7 @@ from frugaldiff.config.tier import (
 )
 
 __all__ = [
+    "ANCESTRAL_VARIANCES",
     "CIFAR10_FULL_MD5",
     "DATASETS",
     "JUMP_MODELS",

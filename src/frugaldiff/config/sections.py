@@ -159,6 +159,10 @@ class TrainConfig:
 # "half": the N/2-step student (trained with train_grid "fine"); "same": the N-step student.
 JUMP_MODELS = ("half", "same")
 
+# The ancestral sampler's variances (sampling/solvers.py): β_t, the posterior β̃_t, or the
+# interpolation a learn_sigma model outputs (IDDPM's learned range, speed.md (b)).
+ANCESTRAL_VARIANCES = ("large", "small", "learned")
+
 
 @dataclass(frozen=True)
 class SampleSetConfig:
@@ -174,6 +178,8 @@ class SampleSetConfig:
     # jump model its checkpoint and steps imply (the teacher and stage 1 jump with themselves;
     # distill/sampling.py: halving_sample_sets, jump_model_of).
     jump_model: str = "half"
+    # ancestral only: "large" | "small" | "learned" (a learn_sigma model's Σ); None: "large".
+    variance: str | None = None
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import Any
 from frugaldiff.config.parsing import from_dict, load_yaml
 from frugaldiff.config.resources import RESOURCE_KINDS, ResourceSpec
 from frugaldiff.config.sections import (
+    ANCESTRAL_VARIANCES,
     DATASETS,
     JUMP_MODELS,
     DataConfig,
@@ -107,6 +108,14 @@ def parse_tier_config(data: dict[str, Any], source: str) -> TierConfig:
                     f"{source}: runs.{name}.sample_sets[{i}].jump_model={s.jump_model!r}; "
                     f"expected one of {list(JUMP_MODELS)}"
                 )
+            if s.variance is not None and (
+                s.solver != "ancestral" or s.variance not in ANCESTRAL_VARIANCES
+            ):
+                raise ConfigError(
+                    f"{source}: runs.{name}.sample_sets[{i}].variance={s.variance!r} with solver "
+                    f"{s.solver!r}; variance is for solver 'ancestral' only, one of "
+                    f"{list(ANCESTRAL_VARIANCES)}"
+                )
         if tier.data.latent is not None:
             clipped = [i for i, s in enumerate(run.sample_sets) if s.clip_x0]
             if clipped:
@@ -155,6 +164,14 @@ def resolve_run(tier: TierConfig, run_name: str, blocks_dir: Path) -> RunConfig:
         raise ConfigError(
             f"{block_path}: unknown top-level keys {sorted(unknown)}; expected ['diffusion']"
         )
+    diffusion_cfg = from_dict(DiffusionConfig, diffusion, f"{block_path} + run table", "diffusion")
+    learned = [i for i, s in enumerate(spec.sample_sets) if s.variance == "learned"]
+    if learned and not diffusion_cfg.learn_sigma:
+        raise ConfigError(
+            f"runs.{run_name}.sample_sets{learned}.variance='learned' needs a learned-variance "
+            f"model, but diffusion.learn_sigma is false ({block_path} + run table); set it "
+            "true or use variance 'large' / 'small'"
+        )
     return RunConfig(
         name=run_name,
         tier=tier.tier,
@@ -162,7 +179,7 @@ def resolve_run(tier: TierConfig, run_name: str, blocks_dir: Path) -> RunConfig:
         method=spec.method,
         data=tier.data,
         model=spec.model,
-        diffusion=from_dict(DiffusionConfig, diffusion, f"{block_path} + run table", "diffusion"),
+        diffusion=diffusion_cfg,
         train=spec.train,
         evaluation=tier.evaluation,
         sample_sets=spec.sample_sets,

@@ -87,6 +87,7 @@ def evaluate_sample_set(
         "steps": meta["steps"],
         "w": meta["w"],
         "clip_x0": meta["clip_x0"],
+        "variance": meta.get("variance"),  # ancestral: large | small | learned (None: large)
         "jump_model": meta.get("jump_model"),
         "train_grid": meta.get("train_grid"),
         "nfe_per_image": meta["nfe_per_image"],

@@ -22,6 +22,7 @@ from frugaldiff.config import RunConfig, SampleSetConfig, from_dict, to_dict
 from frugaldiff.data.images import image_grid, to_uint8
 from frugaldiff.data.vae import pixel_decoder
 from frugaldiff.devices import resolve_device
+from frugaldiff.diffusion.learned_variance import frac_from_output
 from frugaldiff.diffusion.parameterization import broadcast_like, x0_from
 from frugaldiff.diffusion.preconditioning import InputScaling
 from frugaldiff.diffusion.schedule import NoiseSchedule, build_schedule_by_name
@@ -48,26 +49,53 @@ class RowCounter:
     rows: int = 0
 
 
-def make_x0_predictor(
-    model: torch.nn.Module,
-    schedule: NoiseSchedule,
-    parameterization: str,
-    counter: RowCounter,
-    inputs: InputScaling | None = None,
-) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+class X0Predictor:
     """(z, t, labels) -> x̂: the network output converted by its parameterisation.
 
-    `inputs` gives the network its time input (EDM's c_noise; None: t itself).
+    `inputs` gives the network its time input (EDM's c_noise; None: t itself). A learn_sigma
+    network's last C channels are dropped by `__call__` (DDIM and the rest ignore them) and
+    read by `with_frac` as IDDPM's frac = (v + 1)/2; both count the same rows.
     """
 
-    def predict_x0(z: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        counter.rows += z.shape[0]
-        time = t if inputs is None else inputs.network_time(t)  # (B,)
-        out = model(z, time, labels).float()  # (B, C, H, W)
-        alpha, sigma = schedule.alpha_sigma(t)  # (B,), (B,)
-        return x0_from(out, z, broadcast_like(alpha, z), broadcast_like(sigma, z), parameterization)
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        schedule: NoiseSchedule,
+        parameterization: str,
+        counter: RowCounter,
+        inputs: InputScaling | None = None,
+        learn_sigma: bool = False,
+    ) -> None:
+        self.model, self.schedule, self.parameterization = model, schedule, parameterization
+        self.counter, self.inputs, self.learn_sigma = counter, inputs, learn_sigma
 
-    return predict_x0
+    def _x0_and_v(
+        self, z: torch.Tensor, t: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        self.counter.rows += z.shape[0]
+        time = t if self.inputs is None else self.inputs.network_time(t)  # (B,)
+        out = self.model(z, time, labels).float()  # (B, C or 2C, H, W)
+        v = None
+        if self.learn_sigma:
+            out, v = out[:, : z.shape[1]], out[:, z.shape[1] :]  # (B, C, H, W) each
+        alpha, sigma = self.schedule.alpha_sigma(t)  # (B,), (B,)
+        a, s = broadcast_like(alpha, z), broadcast_like(sigma, z)
+        return x0_from(out, z, a, s, self.parameterization), v
+
+    def __call__(self, z: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self._x0_and_v(z, t, labels)[0]  # (B, C, H, W)
+
+    def with_frac(
+        self, z: torch.Tensor, t: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x̂, frac), (B, C, H, W) each; ConfigError for a model without learned variance."""
+        x0, v = self._x0_and_v(z, t, labels)
+        if v is None:
+            raise ConfigError(
+                "sampling.variance='learned' needs a checkpoint trained with "
+                "diffusion.learn_sigma: true"
+            )
+        return x0, frac_from_output(v)
 
 
 @dataclass(frozen=True)
@@ -129,8 +157,14 @@ class SampleSetDrawer:
                 self.student_steps,
                 sample_set.steps,
             )
+        learn_sigma = self.run.diffusion.learn_sigma
+        if sample_set.variance == "learned" and not learn_sigma:
+            raise ConfigError(
+                f"{request.checkpoint}: sample set variance 'learned' needs a checkpoint "
+                "trained with diffusion.learn_sigma: true; this one has no learned variance"
+            )
         if self.w_max is None:
-            self.model = build_model(self.run.model)
+            self.model = build_model(self.run.model, learn_sigma)
             self.model.load_state_dict(payload["ema"])
         else:
             self.model = load_guided_model(payload["ema"], self.run.model, self.w_max)
@@ -144,16 +178,20 @@ class SampleSetDrawer:
         # before decoding; heun's σ-grid sits at σ_d. The plain VP core is σ_d = 1, time t.
         self.inputs = InputScaling.from_config(self.run.diffusion, self.schedule)
         self.solver = build_solver(
-            request.sample_set.solver, self.schedule, sigma_data=self.inputs.sigma_data
+            request.sample_set.solver,
+            self.schedule,
+            variance=request.sample_set.variance,
+            sigma_data=self.inputs.sigma_data,
         )
         self.timesteps = self.solver.default_timesteps(request.sample_set.steps).to(self.device)
         self.counter = RowCounter()
-        self.predict_x0 = make_x0_predictor(
+        self.predict_x0 = X0Predictor(
             self.model,
             self.schedule,
             self.run.diffusion.parameterization,
             self.counter,
             self.inputs,
+            learn_sigma,
         )
 
     def denoiser(self, labels: torch.Tensor) -> Callable:
@@ -255,6 +293,7 @@ def generate_samples(
         "steps": request.sample_set.steps,
         "w": request.sample_set.w,
         "clip_x0": request.sample_set.clip_x0,
+        "variance": request.sample_set.variance,
         "jump_model": drawer.jump_model,
         "train_grid": drawer.train_grid,
         "num_images": len(all_images),

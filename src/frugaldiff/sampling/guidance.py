@@ -4,7 +4,8 @@ x̂^w = (1 + w)·x̂(z, c) − w·x̂(z, ∅) over all channels, so w = 0 is the
 (guided_distillation.md c). The map is affine with weights summing to 1, so guiding x̂, ε̂ or v̂
 gives the same result; that breaks once x̂ is clipped, so clipping (solvers.clip_denoiser) wraps
 the guided denoiser, never its inputs. diffusers/LDM write u + s(c − u): s = 1 + w. We store w
-and convert only at interfaces.
+and convert only at interfaces. A learned-variance model's frac is taken from the conditional
+rows, unguided (DiT's forward_with_cfg convention); only x̂ (its ε channels) is guided.
 """
 
 from collections.abc import Callable
@@ -13,6 +14,7 @@ import torch
 from torch import Tensor
 
 from frugaldiff.diffusion.parameterization import broadcast_like
+from frugaldiff.errors import ConfigError
 
 # (z (B, C, H, W), t (B,), labels (B,) int64) -> x̂ (B, C, H, W)
 ConditionalX0 = Callable[[Tensor, Tensor, Tensor], Tensor]
@@ -65,19 +67,39 @@ class GuidedDenoiser:
         self.w = float(w)
         self.passes_per_call = 1 if self.w == 0 else 2
 
-    def __call__(self, z: Tensor, t: Tensor) -> Tensor:
+    def _rows(self, z: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The network's rows: (z, t, labels), and for w ≠ 0 the null-label copies after them."""
         batch = z.shape[0]
         if batch != self.labels.shape[0]:
             raise ValueError(f"z has {batch} rows but labels has {self.labels.shape[0]}")
         if self.w == 0:
-            return self.predict_x0(z, t, self.labels)  # (B, C, H, W)
+            return z, t, self.labels
         null = torch.full_like(self.labels, self.null_label)  # (B,)
-        x0 = self.predict_x0(
-            torch.cat([z, z]),  # (2B, C, H, W)
-            torch.cat([t, t]),  # (2B,)
-            torch.cat([self.labels, null]),  # (2B,)
-        )  # (2B, C, H, W)
+        # (2B, C, H, W), (2B,), (2B,): conditional rows first
+        return torch.cat([z, z]), torch.cat([t, t]), torch.cat([self.labels, null])
+
+    def __call__(self, z: Tensor, t: Tensor) -> Tensor:
+        x0 = self.predict_x0(*self._rows(z, t))  # (B or 2B, C, H, W)
+        if self.w == 0:
+            return x0  # (B, C, H, W)
+        batch = z.shape[0]
         return guide(x0[:batch], x0[batch:], self.w)  # (B, C, H, W)
+
+    def with_frac(self, z: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        """(x̂^w, frac) (B, C, H, W) each, one network call as `__call__`; frac unguided, from
+        the conditional rows. Needs a predictor with `with_frac(z, t, labels) -> (x̂, frac)`.
+        """
+        predict = getattr(self.predict_x0, "with_frac", None)
+        if predict is None:
+            raise ConfigError(
+                "sampling.variance='learned' needs a learned-variance model "
+                "(diffusion.learn_sigma: true); this predictor gives no variance"
+            )
+        x0, frac = predict(*self._rows(z, t))  # (B or 2B, C, H, W) each
+        batch = z.shape[0]
+        if self.w == 0:
+            return x0, frac
+        return guide(x0[:batch], x0[batch:], self.w), frac[:batch]  # (B, C, H, W) each
 
 
 def guided_denoiser(

@@ -18,7 +18,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from frugaldiff.config import DiffusionConfig
+from frugaldiff.config import ANCESTRAL_VARIANCES, DiffusionConfig
 from frugaldiff.diffusion.schedule import (
     CosineLogSNRSchedule,
     DiscreteSchedule,
@@ -26,11 +26,13 @@ from frugaldiff.diffusion.schedule import (
     edm_sigma_to_logsnr,
 )
 from frugaldiff.errors import ConfigError
+from frugaldiff.sampling.learned_variance import denoise_with_frac, respaced_log_variances
 from frugaldiff.sampling.noise import randn_per_image
 
 # D(z (B, C, H, W), t (B,) in [0, 1]) -> x̂ (B, C, H, W); t is float32, or float64 when z is.
 # A wrapper may set `passes_per_call` (network passes per image per call, 1 if absent), which
-# NFECounter reads.
+# NFECounter reads. A learned-variance denoiser also offers `with_frac(z, t) -> (x̂, frac)`, the
+# same x̂ and IDDPM's interpolation frac (B, C, H, W); only AncestralSolver("learned") calls it.
 Denoiser = Callable[[Tensor, Tensor], Tensor]
 
 
@@ -59,6 +61,12 @@ class NFECounter:
         self.nfe += self.passes_per_call
         return self.denoiser(z, t)
 
+    def with_frac(self, z: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        """Counted like a call; (x̂, frac) from the wrapped learned-variance denoiser."""
+        self.calls += 1
+        self.nfe += self.passes_per_call
+        return denoise_with_frac(self.denoiser, z, t)
+
 
 class ClippedDenoiser:
     """x̂ clipped to [−limit, limit], for evaluation in pixel space only (PD's sampler clipping).
@@ -79,6 +87,11 @@ class ClippedDenoiser:
 
     def __call__(self, z: Tensor, t: Tensor) -> Tensor:
         return self.denoiser(z, t).clamp(-self.limit, self.limit)  # (B, C, H, W)
+
+    def with_frac(self, z: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        """x̂ clipped, frac as the model gave it."""
+        x0, frac = denoise_with_frac(self.denoiser, z, t)
+        return x0.clamp(-self.limit, self.limit), frac  # (B, C, H, W) each
 
 
 def clip_denoiser(denoiser: Denoiser, limit: float = 1.0) -> ClippedDenoiser:
@@ -274,11 +287,14 @@ class AncestralSolver(Solver):
     """Ancestral DDPM: z_s ~ N(r(α_s/α_t) z_t + (1 − r) α_s x̂, v), r = e^{λ_t − λ_s}.
 
     v = (1 − r)σ_s² (`small`, the posterior variance β̃) or (1 − r)σ_t² (`large`, β_t; PD's
-    choice and our default). PD's `medium:f` log-interpolation is not implemented.
+    choice and our default). On a grid step t → s these are IDDPM's respaced β' = 1 − ᾱ_t/ᾱ_s
+    and β̃' = (1 − ᾱ_s)/(1 − ᾱ_t)·β'; `learned` takes log v = frac·log β' + (1 − frac)·log β̃'
+    with the model's frac (Nichol & Dhariwal, arXiv 2102.09672, eq. 15; speed.md (b)), through
+    the denoiser's `with_frac`. PD's `medium:f` log-interpolation is not implemented.
     """
 
     is_stochastic: ClassVar[bool] = True
-    VARIANCES: ClassVar[tuple[str, ...]] = ("large", "small")
+    VARIANCES: ClassVar[tuple[str, ...]] = ANCESTRAL_VARIANCES
 
     def __init__(self, schedule: NoiseSchedule, variance: str = "large") -> None:
         super().__init__(schedule)
@@ -293,14 +309,22 @@ class AncestralSolver(Solver):
     ) -> Tensor:
         z = x_T
         for i in range(grid.num_steps):
-            x0 = denoiser(z, grid.time_batch(i, z))  # (B, C, H, W)
+            if self.variance == "learned":
+                x0, frac = denoise_with_frac(denoiser, z, grid.time_batch(i, z))  # (B, C, H, W)
+            else:
+                x0 = denoiser(z, grid.time_batch(i, z))  # (B, C, H, W)
             if grid.t[i + 1] == 0.0:
                 return x0  # the last step is deterministic and draws nothing
             one_minus_r = -math.expm1(grid.logsnr[i] - grid.logsnr[i + 1])  # 1 − r, r ≈ 1
             alpha_t, alpha_s = grid.alpha[i], grid.alpha[i + 1]
-            sigma_v = grid.sigma[i + 1] if self.variance == "small" else grid.sigma[i]
             mean = (1.0 - one_minus_r) * (alpha_s / alpha_t) * z + one_minus_r * alpha_s * x0
             noise = randn_per_image(gens, tuple(z.shape[1:]), z.device, z.dtype)
+            if self.variance == "learned":
+                log_large, log_small = respaced_log_variances(grid.logsnr[i], grid.logsnr[i + 1])
+                log_var = frac * log_large + (1.0 - frac) * log_small  # (B, C, H, W)
+                z = mean + torch.exp(0.5 * log_var) * noise  # (B, C, H, W)
+                continue
+            sigma_v = grid.sigma[i + 1] if self.variance == "small" else grid.sigma[i]
             z = mean + math.sqrt(one_minus_r) * sigma_v * noise  # (B, C, H, W)
         return z
 
