@@ -85,8 +85,8 @@ def discretized_gaussian_log_likelihood(x: Tensor, mean: Tensor, log_scale: Tens
     log_cdf_plus = torch.log(cdf_plus.clamp(min=LOG_FLOOR))  # lowest bin: (−∞, x + h]
     log_survival = torch.log((1.0 - cdf_minus).clamp(min=LOG_FLOOR))  # highest: [x − h, ∞)
     log_delta = torch.log((cdf_plus - cdf_minus).clamp(min=LOG_FLOOR))
-    edge = 1.0 - 0.5 * half_bin  # IDDPM's ±0.999: between the end centre and its neighbour
-    return torch.where(x < -edge, log_cdf_plus, torch.where(x > edge, log_survival, log_delta))
+    # IDDPM's ±0.999 marks the end bins: between the end centres ±1 and their neighbours.
+    return torch.where(x < -0.999, log_cdf_plus, torch.where(x > 0.999, log_survival, log_delta))
 
 
 class LearnedRangeTerm:

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from frugaldiff.config import ANCESTRAL_VARIANCES, DiffusionConfig
+from frugaldiff.diffusion.learned_variance import interpolate_log_variance
 from frugaldiff.diffusion.schedule import (
     CosineLogSNRSchedule,
     DiscreteSchedule,
@@ -321,7 +322,7 @@ class AncestralSolver(Solver):
             noise = randn_per_image(gens, tuple(z.shape[1:]), z.device, z.dtype)
             if self.variance == "learned":
                 log_large, log_small = respaced_log_variances(grid.logsnr[i], grid.logsnr[i + 1])
-                log_var = frac * log_large + (1.0 - frac) * log_small  # (B, C, H, W)
+                log_var = interpolate_log_variance(frac, log_large, log_small)  # (B, C, H, W)
                 z = mean + torch.exp(0.5 * log_var) * noise  # (B, C, H, W)
                 continue
             sigma_v = grid.sigma[i + 1] if self.variance == "small" else grid.sigma[i]
