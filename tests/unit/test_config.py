@@ -58,6 +58,14 @@ def test_unknown_jump_model_is_named() -> None:
         parse_tier_config(data, "smoke.yaml")
 
 
+def test_sample_sets_sharing_their_file_name_are_rejected() -> None:
+    data = smoke()
+    sets = data["runs"]["speed-baseline"]["sample_sets"]
+    sets.append({**sets[0], "variance": "large"})  # same solver, steps, w: same files
+    with pytest.raises(ConfigError, match=r"speed-baseline\.sample_sets\[0\] and \[1\] are both"):
+        parse_tier_config(data, "smoke.yaml")
+
+
 def test_unknown_method_block_lists_known(tmp_path: Path) -> None:
     data = smoke()
     data["runs"]["speed-baseline"]["method"] = "basline"

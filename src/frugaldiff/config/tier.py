@@ -102,7 +102,18 @@ def parse_tier_config(data: dict[str, Any], source: str) -> TierConfig:
                 f"{source}: runs.{name}.train.ckpt_iters must be increasing, unique and "
                 f"<= iterations={run.train.iterations}; got {list(ckpts)}"
             )
+        seen: dict[tuple[str, int, float], int] = {}
         for i, s in enumerate(run.sample_sets):
+            # A set's files are named <solver>-s<steps>-w<w>: two sets differing only in
+            # variance, clip_x0 or jump_model would write the same files.
+            first = seen.setdefault((s.solver, s.steps, s.w), i)
+            if first != i:
+                raise ConfigError(
+                    f"{source}: runs.{name}.sample_sets[{first}] and [{i}] are both "
+                    f"solver={s.solver!r}, steps={s.steps}, w={s.w:g}; sample sets of a run must "
+                    f"differ in one of these (their files are named <solver>-s<steps>-w<w>): "
+                    f"put the other variant in its own run"
+                )
             if s.jump_model not in JUMP_MODELS:
                 raise ConfigError(
                     f"{source}: runs.{name}.sample_sets[{i}].jump_model={s.jump_model!r}; "

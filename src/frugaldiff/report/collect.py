@@ -33,6 +33,7 @@ OPTIONAL_COLUMNS = (
     "student_steps",
     "jump_model",
     "train_grid",
+    "variance",  # ancestral: large | small | learned
 )
 METRICS = ("fid", "fid_cleanfid", "kid_mean", "kid_std", "inception_score")
 
