@@ -65,9 +65,11 @@ def main() -> None:
     args = parser.parse_args()
     device = resolve_device(args.device)
     print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
-    with seeded_global_rng(0):
-        model = build_model(ModelConfig(name=args.size)).to(device)
     methods = ("baseline", "speed")
+    # Both blocks learn Σ (speed.md (b)): one network with 2C outputs serves both.
+    (learn_sigma,) = {method_config(m).learn_sigma for m in methods}
+    with seeded_global_rng(0):
+        model = build_model(ModelConfig(name=args.size), learn_sigma).to(device)
     steps = {m: make_step(model, m, args.batch, device) for m in methods}
     for m in methods:
         for _ in range(args.warmup):
