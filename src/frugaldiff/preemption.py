@@ -38,6 +38,18 @@ def install() -> None:
         signal.signal(sig, _record)
 
 
+def restore_defaults() -> None:
+    """Die on SIGTERM/SIGUSR1 again: the initializer of a job's worker processes.
+
+    A forked worker inherits `install()`'s handler, so `Pool.terminate()` (which the pool's
+    `with` block calls on exit) would SIGTERM workers that only record it, and the job would
+    hang joining them. Workers hold no state worth saving: the job's main process handles
+    preemption.
+    """
+    for sig in SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def requested() -> int | None:
     """The first stop signal received since `install()`/`reset()`, or None."""
     return _received[0] if _received else None

@@ -1,6 +1,8 @@
 """ImageNet-256 from a fake ILSVRC tree: labels by sorted wnid, ADM crops, streamed npz, errors."""
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -173,3 +175,34 @@ def test_prepare_dataset_dispatches_and_names_the_env_var(monkeypatch, tmp_path:
     with pytest.raises(DataError, match=r"set data\.archive or FRUGALDIFF_IMAGENET_DIR") as err:
         prepare_dataset(cfg, tmp_path / "a", tmp_path / "b", tmp_path / "c", tmp_path)
     assert "train/<wnid>/*.JPEG" in str(err.value)
+
+
+def test_decoding_pool_ends_in_a_job_that_handles_preemption(tmp_path: Path) -> None:
+    """The CLI installs the SIGTERM handler before preparing; the pool's exit must not hang.
+
+    Pool.__exit__ terminates its workers with SIGTERM; workers that inherited the recording
+    handler would ignore it and the job would wait for them forever. Run in a subprocess with
+    a timeout, so a regression fails here instead of hanging the suite.
+    """
+    for i in range(6):
+        Image.new("RGB", (300 + 10 * i, 280), (i * 40, 10, 200)).save(tmp_path / f"{i}.JPEG")
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "import torch\n"
+        "from frugaldiff import preemption\n"
+        "from frugaldiff.data.imagenet256 import decoded_chunks\n"
+        "preemption.install()\n"
+        "torch.randn(300, 300) @ torch.randn(300, 300)  # as in a CLI job: torch threads up\n"
+        "paths = sorted(Path(sys.argv[1]).glob('*.JPEG'))\n"
+        "print(sum(sum(len(c) for c in decoded_chunks(paths, workers=2)) for _ in range(20)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["120"]
