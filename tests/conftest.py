@@ -1,14 +1,33 @@
 """Shared fixtures: the CIFAR-10 mini archive read in place from ../shared, tiny datasets."""
 
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from frugaldiff import preemption
+
 REPO = Path(__file__).resolve().parents[1]
 MINI_ARCHIVE = REPO.parent / "shared" / "data" / "cifar-10-mini-python.tar.gz"
 MINI_MD5 = "86f20ebe29323deaf46b1964d8ee1a97"
+
+
+@pytest.fixture(autouse=True)
+def _own_stop_signals() -> Iterator[None]:
+    """Each test leaves SIGTERM/SIGUSR1 as it found them and no stop request pending.
+
+    Tests that run `cli.main` in process get the CLI's preemption handler installed; without
+    this the rest of the session would only record a SIGTERM (pytest could not be stopped) and
+    a later test could see an earlier test's signal as its own.
+    """
+    previous = {sig: signal.getsignal(sig) for sig in preemption.SIGNALS}
+    yield
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+    preemption.reset()
 
 
 @pytest.fixture

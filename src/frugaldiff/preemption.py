@@ -13,6 +13,7 @@ CLI can install the handler before anything slow starts.
 """
 
 import json
+import os
 import signal
 import time
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from frugaldiff.errors import FrugaldiffError
 
 SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 _received: list[int] = []
+_fork_hook_registered = False
 
 
 class Preempted(FrugaldiffError):
@@ -33,21 +35,37 @@ def _record(signum: int, _frame: object) -> None:
 
 
 def install() -> None:
-    """Remember SIGTERM/SIGUSR1 instead of dying on them (main thread only)."""
+    """Remember SIGTERM/SIGUSR1 instead of dying on them (main thread only).
+
+    Only the process that called `install()` keeps the handler: every process forked from it
+    (a multiprocessing Pool's or a DataLoader's workers) dies on these signals again, see
+    `_forked_child`.
+    """
+    global _fork_hook_registered
+    if not _fork_hook_registered:
+        os.register_at_fork(after_in_child=_forked_child)
+        _fork_hook_registered = True
     for sig in SIGNALS:
         signal.signal(sig, _record)
 
 
 def restore_defaults() -> None:
-    """Die on SIGTERM/SIGUSR1 again: the initializer of a job's worker processes.
-
-    A forked worker inherits `install()`'s handler, so `Pool.terminate()` (which the pool's
-    `with` block calls on exit) would SIGTERM workers that only record it, and the job would
-    hang joining them. Workers hold no state worth saving: the job's main process handles
-    preemption.
-    """
+    """Die on SIGTERM/SIGUSR1 again, forgetting any signal already received."""
     for sig in SIGNALS:
         signal.signal(sig, signal.SIG_DFL)
+    reset()
+
+
+def _forked_child() -> None:
+    """After a fork: the child dies on SIGTERM/SIGUSR1 (when the parent had `install()`ed).
+
+    A forked worker would inherit the recording handler, so `Pool.terminate()` (which a pool's
+    `with` block calls on exit) would SIGTERM workers that only record it, and the job would
+    hang joining them. Workers hold no state worth saving: the job's main process handles
+    preemption. Handlers the parent set itself (not ours) are left alone.
+    """
+    if any(signal.getsignal(sig) is _record for sig in SIGNALS):
+        restore_defaults()
 
 
 def requested() -> int | None:

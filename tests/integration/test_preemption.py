@@ -97,15 +97,9 @@ def test_signal_before_the_loop_starts_is_honoured(tiny_dataset: Path, tmp_path:
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(to_dict(cfg)))
     out = tmp_path / "job"
-    previous = {sig: signal.getsignal(sig) for sig in preemption.SIGNALS}
-    try:
-        preemption.install()
-        os.kill(os.getpid(), signal.SIGTERM)  # arrives "during start-up", before Trainer exists
-        code = main([str(a) for a in train_command(config, tiny_dataset, out)[3:]])
-    finally:
-        preemption.reset()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    preemption.install()  # the conftest fixture puts the previous handlers back
+    os.kill(os.getpid(), signal.SIGTERM)  # arrives "during start-up", before Trainer exists
+    code = main([str(a) for a in train_command(config, tiny_dataset, out)[3:]])
     assert code == EXIT_PREEMPTED
     assert load_torch(out / "state" / "state.pt", "state")["iteration"] == 0
 

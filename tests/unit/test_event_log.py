@@ -1,10 +1,13 @@
 """The preemption module's event log, and its promise to stay importable before torch."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+from frugaldiff import preemption
 from frugaldiff.preemption import EventLog
 
 
@@ -35,3 +38,18 @@ def test_importing_preemption_does_not_import_torch() -> None:
     """cli.main installs the handler before torch loads; the module must not pull it in."""
     code = "import sys, frugaldiff.preemption; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_forked_workers_die_on_sigterm_while_the_job_records_it() -> None:
+    """Any worker a job forks (Pool, DataLoader) must not inherit the recording handler: a
+    pool's exit SIGTERMs its workers and would wait forever for ones that only record it."""
+    preemption.install()  # the conftest fixture puts the previous handlers back
+    preemption._record(signal.SIGTERM, None)  # a stop already requested in the parent
+    pid = os.fork()
+    if pid == 0:  # child: report through the exit code, never return into pytest
+        inherited = any(signal.getsignal(s) is not signal.SIG_DFL for s in preemption.SIGNALS)
+        os._exit(1 if inherited else 2 if preemption.requested() else 0)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0  # defaults restored, no stale request
+    assert signal.getsignal(signal.SIGTERM) is preemption._record  # the parent keeps it
+    assert preemption.requested() == signal.SIGTERM

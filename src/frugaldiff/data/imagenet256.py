@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from frugaldiff import preemption
 from frugaldiff.config import DataConfig
 from frugaldiff.data.image_folder import (
     EXTENSIONS,
@@ -104,7 +103,7 @@ def decoded_chunks(paths: list[Path], workers: int) -> Iterator[np.ndarray]:
             yield np.stack([decode(p) for p in paths[start : start + CHUNK_IMAGES]])
         return
     per_task = max(1, CHUNK_IMAGES // (4 * workers))
-    with multiprocessing.get_context().Pool(workers, preemption.restore_defaults) as pool:
+    with multiprocessing.get_context().Pool(workers) as pool:
         pending: deque = deque()
         for start in starts:
             chunk = paths[start : start + CHUNK_IMAGES]
