@@ -27,10 +27,12 @@ from frugaldiff.distill.progressive import halving_chain
 from frugaldiff.distill.sampling import student_denoiser
 from frugaldiff.models.registry import build_model, count_parameters
 from frugaldiff.rng import derive_seed, make_generator, seeded_global_rng
-from frugaldiff.sampling.generate import CountingNetwork, RowCounter, X0Predictor
+from frugaldiff.sampling.denoisers import clip_denoiser
+from frugaldiff.sampling.grids import timestep_grid
 from frugaldiff.sampling.guidance import guided_denoiser
+from frugaldiff.sampling.networks import CountingNetwork, RowCounter, X0Predictor
 from frugaldiff.sampling.noise import randn_per_image
-from frugaldiff.sampling.solvers import build_solver, clip_denoiser, timestep_grid
+from frugaldiff.sampling.solvers import build_solver
 
 CONFIG_BLOCKS = Path(__file__).resolve().parents[1] / "configs"
 

@@ -130,7 +130,7 @@ def test_edm_run_samples_with_c_noise_on_heuns_grid_in_data_units(
     from frugaldiff.config import DiffusionConfig, ModelConfig, TimestepConfig, WeightingConfig
     from frugaldiff.data.images import to_uint8
     from frugaldiff.sampling.generate import SampleSetDrawer
-    from frugaldiff.sampling.solvers import edm_sigma_grid
+    from frugaldiff.sampling.grids import edm_sigma_grid
     from frugaldiff.train.loop import Trainer
 
     from .test_train import tiny_run

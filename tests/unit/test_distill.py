@@ -32,13 +32,9 @@ from frugaldiff.errors import CheckpointError, ConfigError
 from frugaldiff.models.registry import build_model
 from frugaldiff.models.unet import UNet
 from frugaldiff.rng import derive_seed, make_generator
-from frugaldiff.sampling.solvers import (
-    DDIMSolver,
-    MengStochasticSolver,
-    NFECounter,
-    ddim_update,
-    timestep_grid,
-)
+from frugaldiff.sampling.denoisers import NFECounter
+from frugaldiff.sampling.grids import timestep_grid
+from frugaldiff.sampling.solvers import DDIMSolver, MengStochasticSolver, ddim_update
 
 F64 = torch.float64
 COSINE = CosineLogSNRSchedule()

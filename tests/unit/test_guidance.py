@@ -12,13 +12,15 @@ from frugaldiff.diffusion.parameterization import (
 )
 from frugaldiff.diffusion.schedule import CosineLogSNRSchedule
 from frugaldiff.rng import make_generator
+from frugaldiff.sampling.denoisers import NFECounter, clip_denoiser
+from frugaldiff.sampling.grids import timestep_grid
 from frugaldiff.sampling.guidance import (
     cfg_scale_to_w,
     guide,
     guided_denoiser,
     w_to_cfg_scale,
 )
-from frugaldiff.sampling.solvers import DDIMSolver, NFECounter, clip_denoiser, timestep_grid
+from frugaldiff.sampling.solvers import DDIMSolver
 
 F64 = torch.float64
 NULL = 10

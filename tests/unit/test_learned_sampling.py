@@ -10,16 +10,12 @@ from frugaldiff.diffusion.learned_variance import LearnedRangeTerm
 from frugaldiff.diffusion.schedule import LinearBetaSchedule
 from frugaldiff.errors import ConfigError
 from frugaldiff.rng import derive_seed, make_generator
+from frugaldiff.sampling.denoisers import NFECounter, clip_denoiser
+from frugaldiff.sampling.grids import timestep_grid
 from frugaldiff.sampling.guidance import guided_denoiser
 from frugaldiff.sampling.learned_variance import respaced_log_variances
 from frugaldiff.sampling.noise import randn_per_image
-from frugaldiff.sampling.solvers import (
-    AncestralSolver,
-    NFECounter,
-    build_solver,
-    clip_denoiser,
-    timestep_grid,
-)
+from frugaldiff.sampling.solvers import AncestralSolver, build_solver
 
 F64 = torch.float64
 LINEAR = LinearBetaSchedule()

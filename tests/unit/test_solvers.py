@@ -19,20 +19,16 @@ from frugaldiff.diffusion.schedule import (
 )
 from frugaldiff.errors import ConfigError
 from frugaldiff.rng import derive_seed, make_generator
+from frugaldiff.sampling.denoisers import Denoiser, NFECounter, clip_denoiser
+from frugaldiff.sampling.grids import edm_sigma_grid, edm_timestep_grid, timestep_grid
 from frugaldiff.sampling.noise import randn_per_image
 from frugaldiff.sampling.solvers import (
     SOLVERS,
     AncestralSolver,
     DDIMSolver,
-    Denoiser,
     HeunSolver,
     MengStochasticSolver,
-    NFECounter,
     build_solver,
-    clip_denoiser,
-    edm_sigma_grid,
-    edm_timestep_grid,
-    timestep_grid,
 )
 
 F64 = torch.float64

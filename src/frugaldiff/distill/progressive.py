@@ -23,7 +23,8 @@ from frugaldiff.diffusion.weighting import LossWeighting
 from frugaldiff.distill.guided import check_w_range, per_sample_loss, sample_guidance_weights
 from frugaldiff.distill.teacher import FrozenTeacher, TeacherNetwork, working_dtype
 from frugaldiff.errors import ConfigError
-from frugaldiff.sampling.solvers import ddim_update, timestep_grid
+from frugaldiff.sampling.grids import timestep_grid
+from frugaldiff.sampling.solvers import ddim_update
 from frugaldiff.sharding import BatchShard
 
 # Where a student's halving draws its training times (guided_distillation.md d):

@@ -23,7 +23,7 @@ class StudentDenoiser:
     """D(z, t) → x̂ (B, C, H, W) of a w-conditioned student for fixed labels (B,) and w.
 
     One call on B rows per step: `passes_per_call` = 1, which NFECounter reads. x̂ is unclipped;
-    wrap it in solvers.clip_denoiser for evaluation in pixel space.
+    wrap it in denoisers.clip_denoiser for evaluation in pixel space.
     """
 
     passes_per_call = 1

@@ -2,7 +2,7 @@
 
 x̂^w = (1 + w)·x̂(z, c) − w·x̂(z, ∅) over all channels, so w = 0 is the plain conditional model
 (guided_distillation.md c). The map is affine with weights summing to 1, so guiding x̂, ε̂ or v̂
-gives the same result; that breaks once x̂ is clipped, so clipping (solvers.clip_denoiser) wraps
+gives the same result; that breaks once x̂ is clipped, so clipping (denoisers.clip_denoiser) wraps
 the guided denoiser, never its inputs. diffusers/LDM write u + s(c − u): s = 1 + w. We store w
 and convert only at interfaces. A learned-variance model's frac is taken from the conditional
 rows, unguided (DiT's forward_with_cfg convention); only x̂ (its ε channels) is guided.

@@ -12,7 +12,7 @@ sample set of N steps uses: uniform in t (`timestep_grid`), or Heun's σ-grid.
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
@@ -20,194 +20,19 @@ from torch import Tensor
 
 from frugaldiff.config import ANCESTRAL_VARIANCES, DiffusionConfig
 from frugaldiff.diffusion.learned_variance import interpolate_log_variance
-from frugaldiff.diffusion.schedule import (
-    CosineLogSNRSchedule,
-    DiscreteSchedule,
-    NoiseSchedule,
-    edm_sigma_to_logsnr,
-)
+from frugaldiff.diffusion.schedule import NoiseSchedule
 from frugaldiff.errors import ConfigError
+from frugaldiff.sampling.denoisers import Denoiser
+from frugaldiff.sampling.grids import (
+    EDM_RHO,
+    EDM_SIGMA_MAX,
+    EDM_SIGMA_MIN,
+    SolverGrid,
+    edm_timestep_grid,
+    timestep_grid,
+)
 from frugaldiff.sampling.learned_variance import denoise_with_frac, respaced_log_variances
 from frugaldiff.sampling.noise import randn_per_image
-
-# D(z (B, C, H, W), t (B,) in [0, 1]) -> x̂ (B, C, H, W); t is float32, or float64 when z is.
-# A wrapper may set `passes_per_call` (network passes per image per call, 1 if absent), which
-# NFECounter reads. A learned-variance denoiser also offers `with_frac(z, t) -> (x̂, frac)`, the
-# same x̂ and IDDPM's interpolation frac (B, C, H, W); only AncestralSolver("learned") calls it.
-Denoiser = Callable[[Tensor, Tensor], Tensor]
-
-
-def passes_per_call(denoiser: Denoiser) -> int:
-    """Network passes per image that one call of `denoiser` makes (1 unless it says more)."""
-    return int(getattr(denoiser, "passes_per_call", 1))
-
-
-class NFECounter:
-    """Counts denoiser calls and the network passes per image (NFE) they actually made.
-
-    A plain denoiser makes 1 pass per call; a guided one (guidance.py) says how many it made.
-    """
-
-    def __init__(self, denoiser: Denoiser) -> None:
-        self.denoiser = denoiser
-        self.calls = 0
-        self.nfe = 0
-
-    @property
-    def passes_per_call(self) -> int:
-        return passes_per_call(self.denoiser)
-
-    def __call__(self, z: Tensor, t: Tensor) -> Tensor:
-        self.calls += 1
-        self.nfe += self.passes_per_call
-        return self.denoiser(z, t)
-
-    def with_frac(self, z: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-        """Counted like a call; (x̂, frac) from the wrapped learned-variance denoiser."""
-        self.calls += 1
-        self.nfe += self.passes_per_call
-        return denoise_with_frac(self.denoiser, z, t)
-
-
-class ClippedDenoiser:
-    """x̂ clipped to [−limit, limit], for evaluation in pixel space only (PD's sampler clipping).
-
-    The solvers below read only x̂, so ε̂ = (z − α x̂)/σ is implicitly recomputed from the clipped
-    x̂. Wrap the *guided* denoiser: clipping before the CFG combination biases it, and clipping
-    must never reach training targets (guided_distillation.md i.2). limit = 1 is [−1, 1] pixels;
-    a model trained on data ÷ σ_d (EDM) clips at 1/σ_d, the same pixels.
-    """
-
-    def __init__(self, denoiser: Denoiser, limit: float = 1.0) -> None:
-        self.denoiser = denoiser
-        self.limit = float(limit)
-
-    @property
-    def passes_per_call(self) -> int:
-        return passes_per_call(self.denoiser)
-
-    def __call__(self, z: Tensor, t: Tensor) -> Tensor:
-        return self.denoiser(z, t).clamp(-self.limit, self.limit)  # (B, C, H, W)
-
-    def with_frac(self, z: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-        """x̂ clipped, frac as the model gave it."""
-        x0, frac = denoise_with_frac(self.denoiser, z, t)
-        return x0.clamp(-self.limit, self.limit), frac  # (B, C, H, W) each
-
-
-def clip_denoiser(denoiser: Denoiser, limit: float = 1.0) -> ClippedDenoiser:
-    """`denoiser` with x̂ clipped to [−limit, limit] (evaluation only)."""
-    return ClippedDenoiser(denoiser, limit)
-
-
-def timestep_grid(num_steps: int, schedule: NoiseSchedule) -> Tensor:
-    """Descending (num_steps + 1,) float64 grid from t = 1 to t = 0.
-
-    Continuous schedules: t_i = i/N, i = N..0. Discrete schedules (T steps): t_i = round(iT/N)/T,
-    i.e. step k_i = round(iT/N) − 1, DDIM's "trailing" respacing (Lin et al., arXiv 2305.08891,
-    Table 2): it always contains the last step T − 1 (t = 1), uses only t values the schedule
-    defines, and equals i/N exactly when N divides T. The final 0 is the data, reached by
-    returning x̂.
-    """
-    if num_steps < 1:
-        raise ConfigError(f"sampling.steps: expected an int >= 1; found {num_steps}")
-    index = torch.arange(num_steps, -1, -1, dtype=torch.int64)  # (N + 1,) N..0
-    if not isinstance(schedule, DiscreteSchedule):
-        return index.to(torch.float64) / num_steps
-    total = schedule.num_steps
-    if num_steps > total:
-        raise ConfigError(f"sampling.steps={num_steps}: a discrete schedule has only {total} steps")
-    # round(iT/N) with halves up, in integers; strictly increasing in i since T/N >= 1.
-    grid_steps = (2 * index * total + num_steps) // (2 * num_steps)  # (N + 1,) in {0..T}
-    return grid_steps.to(torch.float64) / total
-
-
-# EDM's sampler defaults (Karras et al. 2022, Table 1; microdit.md g): σ from 80 to 0.002, ρ = 7.
-EDM_SIGMA_MIN, EDM_SIGMA_MAX, EDM_RHO = 0.002, 80.0, 7.0
-
-
-def edm_sigma_grid(
-    num_steps: int,
-    sigma_min: float = EDM_SIGMA_MIN,
-    sigma_max: float = EDM_SIGMA_MAX,
-    rho: float = EDM_RHO,
-) -> Tensor:
-    """EDM's (N,) float64 σ_i = (σ_max^{1/ρ} + i/(N−1)·(σ_min^{1/ρ} − σ_max^{1/ρ}))^ρ (eq. 5).
-
-    Descending from σ_max to σ_min; N = 1 is σ_max alone (one Euler step to the data).
-    """
-    if num_steps < 1:
-        raise ConfigError(f"sampling.steps: expected an int >= 1; found {num_steps}")
-    if not 0 < sigma_min < sigma_max:
-        raise ConfigError(f"heun: expected 0 < sigma_min < sigma_max; got {sigma_min}, {sigma_max}")
-    if num_steps == 1:
-        return torch.tensor([sigma_max], dtype=torch.float64)
-    ramp = torch.arange(num_steps, dtype=torch.float64) / (num_steps - 1)  # (N,) 0..1
-    lo, hi = sigma_min ** (1.0 / rho), sigma_max ** (1.0 / rho)
-    return (hi + ramp * (lo - hi)) ** rho  # (N,)
-
-
-def edm_timestep_grid(
-    num_steps: int,
-    schedule: NoiseSchedule,
-    sigma_data: float = DiffusionConfig.sigma_data,
-    sigma_min: float = EDM_SIGMA_MIN,
-    sigma_max: float = EDM_SIGMA_MAX,
-    rho: float = EDM_RHO,
-) -> Tensor:
-    """EDM's σ-grid as a descending (N + 1,) float64 t grid, t_i = λ⁻¹(2 ln(σ_d/σ_i)), then 0.
-
-    σ is in data units and the core sees data ÷ σ_d (schedule.edm_sigma_to_logsnr); needs the
-    cosine schedule's inverse, and every λ_i inside its [λ_min, λ_max].
-    """
-    if not isinstance(schedule, CosineLogSNRSchedule):
-        raise ConfigError(
-            f"sampling.solver='heun' places EDM's sigma grid by inverting λ(t), which schedule "
-            f"{type(schedule).__name__} does not offer; expected diffusion.schedule 'cosine'"
-        )
-    logsnr = edm_sigma_to_logsnr(edm_sigma_grid(num_steps, sigma_min, sigma_max, rho), sigma_data)
-    if float(logsnr.min()) < schedule.logsnr_min or float(logsnr.max()) > schedule.logsnr_max:
-        raise ConfigError(
-            f"heun: sigma in [{sigma_min}, {sigma_max}] at sigma_data={sigma_data} is log-SNR "
-            f"[{float(logsnr.min()):.2f}, {float(logsnr.max()):.2f}], outside the schedule's "
-            f"[{schedule.logsnr_min}, {schedule.logsnr_max}]"
-        )
-    t = schedule.t_from_logsnr(logsnr)  # (N,) float64, ascending λ ↔ descending t
-    return torch.cat([t, t.new_zeros(1)])  # (N + 1,)
-
-
-class _Grid:
-    """Schedule values on a solver grid as Python floats, computed once in float64.
-
-    Scalars keep the per-step work to a few tensor ops, and float64 keeps σ_s/σ_t and
-    1 − e^{λ_t − λ_s} accurate for fine grids whatever the sample dtype.
-    """
-
-    def __init__(self, schedule: NoiseSchedule, timesteps: Tensor) -> None:
-        t = timesteps.detach().to("cpu", torch.float64)  # (N + 1,)
-        if t.ndim != 1 or t.numel() < 2 or not bool((t[1:] < t[:-1]).all()):
-            raise ValueError(f"timesteps: expected a strictly decreasing 1-D grid; found {t}")
-        if float(t[0]) > 1.0 or float(t[-1]) < 0.0:
-            raise ValueError(f"timesteps: expected values in [0, 1]; found {t}")
-        alpha, sigma = schedule.alpha_sigma(t)  # (N + 1,), (N + 1,)
-        self.t: list[float] = t.tolist()
-        self.alpha: list[float] = alpha.tolist()
-        self.sigma: list[float] = sigma.tolist()
-        self.logsnr: list[float] = schedule.logsnr(t).tolist()
-        self.num_steps = len(self.t) - 1
-        # σ_{t_{i+d}} / σ_{t_i} for the jumps solvers make: d = 1 (one step), d = 2 (S's jump).
-        self._sigma_ratios = {
-            d: schedule.sigma_ratio(t[:-d], t[d:]).tolist() for d in (1, 2) if self.num_steps >= d
-        }
-
-    def sigma_ratio(self, i: int, j: int) -> float:
-        """σ_{t_j} / σ_{t_i} for j = i + 1 or i + 2."""
-        return self._sigma_ratios[j - i][i]
-
-    def time_batch(self, i: int, z: Tensor) -> Tensor:
-        """t_i (B,) for the denoiser: float32, or float64 for float64 z (never half: 0.999 → 1)."""
-        dtype = torch.float64 if z.dtype == torch.float64 else torch.float32
-        return torch.full((z.shape[0],), self.t[i], dtype=dtype, device=z.device)  # (B,)
 
 
 def ddim_update(
@@ -237,7 +62,7 @@ class Solver(ABC):
         """The (N + 1,) float64 grid of an N-step sample set: `timestep_grid`, uniform in t."""
         return timestep_grid(num_steps, self.schedule)
 
-    def _ddim_to(self, grid: _Grid, i: int, j: int, z_t: Tensor, x0: Tensor) -> Tensor:
+    def _ddim_to(self, grid: SolverGrid, i: int, j: int, z_t: Tensor, x0: Tensor) -> Tensor:
         """DDIM from grid point i to j > i; returns x̂ itself when t_j = 0."""
         if grid.t[j] == 0.0:
             return x0
@@ -255,7 +80,7 @@ class Solver(ABC):
         `generators`: one per image, required by stochastic solvers (except Meng's S at N = 1,
         which draws nothing), ignored by deterministic ones.
         """
-        grid = _Grid(self.schedule, timesteps)
+        grid = SolverGrid(self.schedule, timesteps)
         needs_noise = self.is_stochastic and grid.num_steps > 1
         if needs_noise and (generators is None or len(generators) != x_T.shape[0]):
             found = "none" if generators is None else len(generators)
@@ -267,7 +92,7 @@ class Solver(ABC):
 
     @abstractmethod
     def _integrate(
-        self, denoiser: Denoiser, x_T: Tensor, grid: _Grid, gens: Sequence[torch.Generator]
+        self, denoiser: Denoiser, x_T: Tensor, grid: SolverGrid, gens: Sequence[torch.Generator]
     ) -> Tensor: ...
 
 
@@ -275,7 +100,7 @@ class DDIMSolver(Solver):
     """Deterministic DDIM ("D"): one call per step; the step to t = 0 returns x̂."""
 
     def _integrate(
-        self, denoiser: Denoiser, x_T: Tensor, grid: _Grid, gens: Sequence[torch.Generator]
+        self, denoiser: Denoiser, x_T: Tensor, grid: SolverGrid, gens: Sequence[torch.Generator]
     ) -> Tensor:
         z = x_T
         for i in range(grid.num_steps):
@@ -306,7 +131,7 @@ class AncestralSolver(Solver):
         self.variance = variance
 
     def _integrate(
-        self, denoiser: Denoiser, x_T: Tensor, grid: _Grid, gens: Sequence[torch.Generator]
+        self, denoiser: Denoiser, x_T: Tensor, grid: SolverGrid, gens: Sequence[torch.Generator]
     ) -> Tensor:
         z = x_T
         for i in range(grid.num_steps):
@@ -354,7 +179,7 @@ class MengStochasticSolver(Solver):
         return ratio, sigma_s * one_minus.sqrt()
 
     def _integrate(
-        self, denoiser: Denoiser, x_T: Tensor, grid: _Grid, gens: Sequence[torch.Generator]
+        self, denoiser: Denoiser, x_T: Tensor, grid: SolverGrid, gens: Sequence[torch.Generator]
     ) -> Tensor:
         t = torch.tensor(grid.t, dtype=torch.float64)  # (N + 1,)
         ratios, stds = self.renoise_coefficients(t[2:], t[1:-1])  # (N − 1,): t_{i+2} → t_{i+1}
@@ -399,7 +224,7 @@ class HeunSolver(Solver):
         )
 
     def _integrate(
-        self, denoiser: Denoiser, x_T: Tensor, grid: _Grid, gens: Sequence[torch.Generator]
+        self, denoiser: Denoiser, x_T: Tensor, grid: SolverGrid, gens: Sequence[torch.Generator]
     ) -> Tensor:
         level = [math.exp(-0.5 * lam) for lam in grid.logsnr]  # s_i = σ_i/α_i
         y = x_T / grid.alpha[0]  # (B, C, H, W) VE state
