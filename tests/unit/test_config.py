@@ -66,6 +66,26 @@ def test_sample_sets_sharing_their_file_name_are_rejected() -> None:
         parse_tier_config(data, "smoke.yaml")
 
 
+def test_sample_set_spacing_is_checked_against_solver_and_schedule() -> None:
+    data = smoke()
+    data["runs"]["speed-baseline"]["sample_sets"][0]["spacing"] = "even"
+    with pytest.raises(ConfigError, match=r"speed-baseline\.sample_sets\[0\]\.spacing='even'"):
+        parse_tier_config(data, "smoke.yaml")
+    data = smoke()
+    data["runs"]["speed-baseline"]["sample_sets"] = [
+        {"solver": "heun", "steps": 8, "spacing": "iddpm"}
+    ]
+    with pytest.raises(ConfigError, match=r"heun: 'trailing'"):
+        parse_tier_config(data, "smoke.yaml")
+    data = smoke()
+    run = data["runs"]["speed-baseline"]
+    run["diffusion"] = {"schedule": "cosine", "learn_sigma": False}
+    run["sample_sets"] = [{"solver": "ddim", "steps": 8, "spacing": "iddpm"}]
+    tier = parse_tier_config(data, "smoke.yaml")
+    with pytest.raises(ConfigError, match=r"spacing='iddpm' respaces a discrete schedule"):
+        resolve_run(tier, "speed-baseline", REPO / "configs")
+
+
 def test_unknown_method_block_lists_known(tmp_path: Path) -> None:
     data = smoke()
     data["runs"]["speed-baseline"]["method"] = "basline"

@@ -8,6 +8,7 @@ import pytest
 from frugaldiff.errors import DataError
 from frugaldiff.io import write_json
 from frugaldiff.report.build import build_report
+from frugaldiff.report.collect import sample_set_label
 
 
 def record(iteration: int, fid: float, seconds: float) -> dict:
@@ -62,3 +63,33 @@ def test_malformed_metrics_file_is_named(tmp_path: Path) -> None:
     write_json(bad, {"run": "x"})
     with pytest.raises(DataError, match=r"bad\.json: metrics file lacks key"):
         build_report([bad], [], tmp_path / "report", "t", "baseline")
+
+
+def test_variance_and_spacing_reach_the_table_and_the_labels(tmp_path: Path) -> None:
+    paths = []
+    for it, fid in ((50, 300.0), (100, 200.0)):
+        rec = record(it, fid, 0.2)
+        rec.update(solver="ancestral", variance="learned", spacing="iddpm")
+        paths.append(tmp_path / f"m{it}.json")
+        write_json(paths[-1], rec)
+    build_report(paths, [], tmp_path / "report", "t", "baseline")
+    table = pd.read_csv(tmp_path / "report" / "tables" / "fid_over_training.csv")
+    assert table["variance"].tolist() == ["learned", "learned"]
+    assert table["spacing"].tolist() == ["iddpm", "iddpm"]
+    row = {"solver": "ancestral", "steps": 250, "w": 0.5, "variance": "learned"}
+    assert sample_set_label({**row, "spacing": "iddpm"}) == (
+        "ancestral 250 w=0.5 (learned Σ, iddpm spacing)"
+    )
+    assert sample_set_label({**row, "variance": None, "spacing": "trailing"}) == (
+        "ancestral 250 w=0.5"
+    )
+    assert sample_set_label(pd.Series({**row, "variance": float("nan")})) == "ancestral 250 w=0.5"
+
+
+def test_tables_without_variance_keep_their_columns(tmp_path: Path) -> None:
+    paths = [tmp_path / "m.json"]
+    write_json(paths[0], record(50, 300.0, 0.2))
+    build_report(paths, [], tmp_path / "report", "t", "baseline")
+    table = pd.read_csv(tmp_path / "report" / "tables" / "fid_over_training.csv")
+    assert "variance" not in table.columns
+    assert "spacing" not in table.columns

@@ -11,8 +11,10 @@ import pytest
 import torch
 from torch import Tensor
 
+from frugaldiff.config import GRID_SPACINGS
 from frugaldiff.diffusion.schedule import (
     CosineLogSNRSchedule,
+    DiscreteSchedule,
     LinearBetaSchedule,
     NoiseSchedule,
     logsnr_to_edm_sigma,
@@ -20,7 +22,13 @@ from frugaldiff.diffusion.schedule import (
 from frugaldiff.errors import ConfigError
 from frugaldiff.rng import derive_seed, make_generator
 from frugaldiff.sampling.denoisers import Denoiser, NFECounter, clip_denoiser
-from frugaldiff.sampling.grids import edm_sigma_grid, edm_timestep_grid, timestep_grid
+from frugaldiff.sampling.grids import (
+    GRIDS,
+    edm_sigma_grid,
+    edm_timestep_grid,
+    iddpm_timestep_grid,
+    timestep_grid,
+)
 from frugaldiff.sampling.noise import randn_per_image
 from frugaldiff.sampling.solvers import (
     SOLVERS,
@@ -228,6 +236,51 @@ def test_timestep_grids() -> None:
     )
     with pytest.raises(ConfigError, match="only 1000 steps"):
         timestep_grid(1001, LINEAR)
+
+
+def test_iddpm_grid_holds_the_first_and_last_step_rounding_half_to_even() -> None:
+    ten = DiscreteSchedule(torch.linspace(1e-4, 0.02, 10, dtype=F64))
+    # T = 10, N = 4: stride 3, steps 9, 6, 3, 0 at t = (k + 1)/T, then the data.
+    torch.testing.assert_close(
+        iddpm_timestep_grid(4, ten), torch.tensor([1.0, 0.7, 0.4, 0.1, 0.0], dtype=F64)
+    )
+    # N = 3: positions 0, 4.5, 9; IDDPM's round(4.5) is 4 (half to even), not 5.
+    torch.testing.assert_close(
+        iddpm_timestep_grid(3, ten), torch.tensor([1.0, 0.5, 0.1, 0.0], dtype=F64)
+    )
+    grid = iddpm_timestep_grid(250, LINEAR)  # SpeeD's evaluation grid
+    steps = LINEAR.t_to_step(grid[:-1])
+    assert grid.shape == (251,)
+    assert (int(steps[0]), int(steps[-1])) == (999, 0)
+    assert bool((steps[:-1] > steps[1:]).all())
+    assert set((steps[:-1] - steps[1:]).tolist()) == {4, 5}  # 999 / 249 = 4.012 apart
+    assert int(LINEAR.t_to_step(timestep_grid(250, LINEAR)[-2])) == 3  # trailing ends at 3
+    assert torch.equal(iddpm_timestep_grid(1000, LINEAR), timestep_grid(1000, LINEAR))
+
+
+def test_iddpm_spacing_is_checked_and_reaches_the_solvers() -> None:
+    assert list(GRIDS) == list(GRID_SPACINGS)
+    with pytest.raises(ConfigError, match="discrete schedule"):
+        iddpm_timestep_grid(4, COSINE)
+    with pytest.raises(ConfigError, match=r"expected 2\.\.1000"):
+        iddpm_timestep_grid(1, LINEAR)
+    with pytest.raises(ConfigError, match="EDM's sigma grid"):
+        build_solver("heun", COSINE, spacing="iddpm")
+    with pytest.raises(ConfigError, match=r"spacing='even'; expected one of"):
+        build_solver("ddim", LINEAR, spacing="even")
+    for name in ("ddim", "ancestral", "stochastic"):
+        solver = build_solver(name, LINEAR, spacing="iddpm")
+        assert torch.equal(solver.default_timesteps(8), iddpm_timestep_grid(8, LINEAR))
+    seen: list[float] = []
+
+    def record(z: Tensor, t: Tensor) -> Tensor:
+        seen.append(float(t[0]))
+        return torch.zeros_like(z)
+
+    solver = build_solver("ancestral", LINEAR, variance="small", spacing="iddpm")
+    solver.solve(record, torch.randn(1, 1, 2, 2), solver.default_timesteps(5), generators(1))
+    assert seen == pytest.approx(iddpm_timestep_grid(5, LINEAR)[:-1].tolist())
+    assert seen[-1] == pytest.approx(1 / 1000)  # the last call is at step 0, then x̂
 
 
 def test_clip_denoiser_and_nfe_counter() -> None:

@@ -163,6 +163,9 @@ JUMP_MODELS = ("half", "same")
 # interpolation a learn_sigma model outputs (IDDPM's learned range, speed.md (b)).
 ANCESTRAL_VARIANCES = ("large", "small", "learned")
 
+# How a sample set places its steps (sampling/grids.py GRIDS).
+GRID_SPACINGS = ("trailing", "iddpm")
+
 
 @dataclass(frozen=True)
 class SampleSetConfig:
@@ -180,6 +183,10 @@ class SampleSetConfig:
     jump_model: str = "half"
     # ancestral only: "large" | "small" | "learned" (a learn_sigma model's Σ); None: "large".
     variance: str | None = None
+    # Where the N steps sit (sampling/grids.py): "trailing" (DDIM's, uniform in t; the default)
+    # or "iddpm" (IDDPM's respacing of a discrete schedule, from step T − 1 to step 0; SpeeD's
+    # evaluation). heun always uses EDM's σ-grid.
+    spacing: str = "trailing"
 
 
 @dataclass(frozen=True)

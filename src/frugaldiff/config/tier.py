@@ -16,6 +16,7 @@ from frugaldiff.config.resources import RESOURCE_KINDS, ResourceSpec
 from frugaldiff.config.sections import (
     ANCESTRAL_VARIANCES,
     DATASETS,
+    GRID_SPACINGS,
     JUMP_MODELS,
     DataConfig,
     DiffusionConfig,
@@ -127,6 +128,12 @@ def parse_tier_config(data: dict[str, Any], source: str) -> TierConfig:
                     f"{s.solver!r}; variance is for solver 'ancestral' only, one of "
                     f"{list(ANCESTRAL_VARIANCES)}"
                 )
+            if s.spacing not in GRID_SPACINGS or (s.solver == "heun" and s.spacing != "trailing"):
+                raise ConfigError(
+                    f"{source}: runs.{name}.sample_sets[{i}].spacing={s.spacing!r} with solver "
+                    f"{s.solver!r}; expected one of {list(GRID_SPACINGS)} (heun: 'trailing', "
+                    "it samples on EDM's sigma grid)"
+                )
         if tier.data.latent is not None:
             clipped = [i for i, s in enumerate(run.sample_sets) if s.clip_x0]
             if clipped:
@@ -182,6 +189,13 @@ def resolve_run(tier: TierConfig, run_name: str, blocks_dir: Path) -> RunConfig:
             f"runs.{run_name}.sample_sets{learned}.variance='learned' needs a learned-variance "
             f"model, but diffusion.learn_sigma is false ({block_path} + run table); set it "
             "true or use variance 'large' / 'small'"
+        )
+    respaced = [i for i, s in enumerate(spec.sample_sets) if s.spacing == "iddpm"]
+    if respaced and diffusion_cfg.schedule != "linear_beta":
+        raise ConfigError(
+            f"runs.{run_name}.sample_sets{respaced}.spacing='iddpm' respaces a discrete "
+            f"schedule, but diffusion.schedule is {diffusion_cfg.schedule!r} ({block_path} + "
+            "run table); use spacing 'trailing' or schedule 'linear_beta'"
         )
     return RunConfig(
         name=run_name,

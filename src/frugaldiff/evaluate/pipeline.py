@@ -88,6 +88,7 @@ def evaluate_sample_set(
         "w": meta["w"],
         "clip_x0": meta["clip_x0"],
         "variance": meta.get("variance"),  # ancestral: large | small | learned (None: large)
+        "spacing": meta.get("spacing"),  # trailing | iddpm
         "jump_model": meta.get("jump_model"),
         "train_grid": meta.get("train_grid"),
         "nfe_per_image": meta["nfe_per_image"],

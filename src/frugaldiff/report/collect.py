@@ -4,7 +4,7 @@ Tidy (long) form keeps tables and plots one `pivot`/`hue` away from any grouping
 the provenance of each number travels in the same row (commit, config hash, weights, N).
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -34,6 +34,7 @@ OPTIONAL_COLUMNS = (
     "jump_model",
     "train_grid",
     "variance",  # ancestral: large | small | learned
+    "spacing",  # trailing | iddpm
 )
 METRICS = ("fid", "fid_cleanfid", "kid_mean", "kid_std", "inception_score")
 
@@ -54,6 +55,22 @@ def metrics_row(path: Path) -> dict[str, object]:
         raise DataError(f"{path}: metrics file lacks key {err}") from err
     row["source"] = str(path)
     return row
+
+
+def sample_set_label(row: Mapping[str, object] | pd.Series) -> str:
+    """'ancestral 16 w=0 (learned Σ, iddpm spacing)': a sample set as tables and legends name it.
+
+    Solver, steps and w identify a set within a run; a variance or a spacing other than the
+    defaults is shown too, so two runs' sets that differ only there never read the same.
+    """
+    label = f"{row['solver']} {int(row['steps'])} w={float(row['w']):g}"
+    extras = []
+    variance, spacing = row.get("variance"), row.get("spacing")
+    if isinstance(variance, str):
+        extras.append(f"{variance} Σ")
+    if isinstance(spacing, str) and spacing != "trailing":
+        extras.append(f"{spacing} spacing")
+    return f"{label} ({', '.join(extras)})" if extras else label
 
 
 def collect_metrics(paths: Iterable[Path]) -> pd.DataFrame:

@@ -15,6 +15,7 @@ import pandas as pd
 import seaborn as sns
 
 from frugaldiff.io import atomic_write
+from frugaldiff.report.collect import sample_set_label
 
 FIGURE_FORMATS = ("png", "pdf")
 
@@ -34,9 +35,7 @@ def save_figure(fig: plt.Figure, out_stem: Path) -> list[Path]:
 def fid_vs_iteration(tidy: pd.DataFrame, title: str) -> plt.Figure:
     """FID (torch-fidelity pipeline) vs training iteration, hue = run, style = sample set."""
     fid = tidy[tidy["metric"] == "fid"].copy()
-    fid["sample set"] = fid.apply(
-        lambda r: f"{r['solver']} {int(r['steps'])} steps, w={r['w']:g}", axis=1
-    )
+    fid["sample set"] = fid.apply(sample_set_label, axis=1)
     sns.set_theme(style="whitegrid", context="paper")
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     sns.lineplot(

@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from frugaldiff.report.collect import sample_set_label
 from frugaldiff.report.paper_values import load_paper_values
 
 BASELINE_METHOD = "baseline"
@@ -48,7 +49,7 @@ def speedup_table(tidy: pd.DataFrame) -> pd.DataFrame:
     fid = tidy[tidy["metric"] == "fid"]
     claim = load_paper_values()[SPEEDUP_CLAIM]
     rows = []
-    for (solver, steps, w), group in fid.groupby(["solver", "steps", "w"]):
+    for _, group in fid.groupby(["solver", "steps", "w"]):
         base = group[group["method"] == BASELINE_METHOD]
         if base.empty:
             continue
@@ -61,7 +62,8 @@ def speedup_table(tidy: pd.DataFrame) -> pd.DataFrame:
             return (VARIANT_ORDER.index(item[0]) if known else len(VARIANT_ORDER), item[0])
 
         for method, variant in sorted(group.groupby("method"), key=order):
-            row: dict[str, object] = {"variant": method, "sampler": f"{solver} {steps} w={w:g}"}
+            sampler = sample_set_label(variant.iloc[0])
+            row: dict[str, object] = {"variant": method, "sampler": sampler}
             for iteration, at in variant.groupby("iteration"):
                 row[f"FID@{iteration}"] = _format(at["value"].tolist())
             speedups, marks = [], set()

@@ -17,7 +17,8 @@ TABLE_FORMATS = ("csv", "md", "tex")
 def fid_over_training(tidy: pd.DataFrame) -> pd.DataFrame:
     """One row per (run, iteration, sample set): FID, clean-fid FID, KID, IS, NFE, s/image."""
     keys = ["run", "method", "student_steps", "iteration", "solver", "steps", "w"]
-    facts = ["nfe_per_image", "seconds_per_image", "n_images", "n_reference"]
+    sampler = [c for c in ("variance", "spacing") if c in tidy and tidy[c].notna().any()]
+    facts = [*sampler, "nfe_per_image", "seconds_per_image", "n_images", "n_reference"]
     wide = tidy.pivot(index=keys, columns="metric", values="value").reset_index()
     wide.columns.name = None
     per_set = tidy.groupby(keys)[[*facts, "inception_score_note"]].first().reset_index()

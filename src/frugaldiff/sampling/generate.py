@@ -114,6 +114,7 @@ class SampleSetDrawer:
             request.sample_set.solver,
             self.schedule,
             variance=request.sample_set.variance,
+            spacing=request.sample_set.spacing,
             sigma_data=self.inputs.sigma_data,
         )
         self.timesteps = self.solver.default_timesteps(request.sample_set.steps).to(self.device)
@@ -227,6 +228,7 @@ def generate_samples(
         "w": request.sample_set.w,
         "clip_x0": request.sample_set.clip_x0,
         "variance": request.sample_set.variance,
+        "spacing": request.sample_set.spacing,
         "jump_model": drawer.jump_model,
         "train_grid": drawer.train_grid,
         "num_images": len(all_images),

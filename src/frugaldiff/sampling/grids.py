@@ -1,8 +1,9 @@
 """The t grids solvers step along, and their schedule values precomputed once per solve.
 
 A sample set of N steps uses `timestep_grid` (uniform in t; DDIM's trailing respacing on a
-discrete schedule) or, for Heun, EDM's ρ = 7 σ-grid mapped to t (`edm_timestep_grid`). Every
-grid is descending, lies in [0, 1] and ends at 0, where a solver returns x̂.
+discrete schedule), `iddpm_timestep_grid` (IDDPM's respacing, SpeeD's evaluation) or, for Heun,
+EDM's ρ = 7 σ-grid mapped to t (`edm_timestep_grid`). Every grid is descending, lies in [0, 1]
+and ends at 0, where a solver returns x̂.
 """
 
 import torch
@@ -38,6 +39,39 @@ def timestep_grid(num_steps: int, schedule: NoiseSchedule) -> Tensor:
     # round(iT/N) with halves up, in integers; strictly increasing in i since T/N >= 1.
     grid_steps = (2 * index * total + num_steps) // (2 * num_steps)  # (N + 1,) in {0..T}
     return grid_steps.to(torch.float64) / total
+
+
+def iddpm_timestep_grid(num_steps: int, schedule: NoiseSchedule) -> Tensor:
+    """IDDPM's respacing of a T-step schedule to N steps, as a descending (N + 1,) t grid.
+
+    Steps k_i = round(i(T − 1)/(N − 1)), i = 0..N−1, accumulated and rounded (half to even) as
+    IDDPM's `space_timesteps(T, [N])` does, so it holds both step 0 and step T − 1: the grid
+    SpeeD's official evaluation samples on (speed.md: "250-step respaced ancestral DDPM"). The
+    trailing grid (`timestep_grid`) instead ends its model calls at step T/N − 1. Step k is
+    t = (k + 1)/T; the final 0 is the data, reached by returning x̂ at step 0, which is IDDPM's
+    noiseless last step (its posterior mean there is x̂ itself).
+    """
+    if not isinstance(schedule, DiscreteSchedule):
+        raise ConfigError(
+            f"sampling.spacing='iddpm' respaces a discrete schedule's steps; schedule "
+            f"{type(schedule).__name__} is continuous: use spacing 'trailing'"
+        )
+    total = schedule.num_steps
+    if not 2 <= num_steps <= total:
+        raise ConfigError(
+            f"sampling.steps={num_steps} with spacing 'iddpm': expected 2..{total} (IDDPM's "
+            f"one-step respacing keeps only step 0)"
+        )
+    stride, position, steps = (total - 1) / (num_steps - 1), 0.0, []
+    for _ in range(num_steps):
+        steps.append(round(position))
+        position += stride
+    t = (torch.tensor(steps[::-1], dtype=torch.float64) + 1.0) / total  # (N,) descending
+    return torch.cat([t, t.new_zeros(1)])  # (N + 1,)
+
+
+# How a sample set of N steps places them (SampleSetConfig.spacing); Heun has its own σ-grid.
+GRIDS = {"trailing": timestep_grid, "iddpm": iddpm_timestep_grid}
 
 
 # EDM's sampler defaults (Karras et al. 2022, Table 1; microdit.md g): σ from 80 to 0.002, ρ = 7.

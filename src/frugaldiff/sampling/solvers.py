@@ -27,9 +27,9 @@ from frugaldiff.sampling.grids import (
     EDM_RHO,
     EDM_SIGMA_MAX,
     EDM_SIGMA_MIN,
+    GRIDS,
     SolverGrid,
     edm_timestep_grid,
-    timestep_grid,
 )
 from frugaldiff.sampling.learned_variance import denoise_with_frac, respaced_log_variances
 from frugaldiff.sampling.noise import randn_per_image
@@ -55,12 +55,14 @@ class Solver(ABC):
 
     is_stochastic: ClassVar[bool] = False
 
-    def __init__(self, schedule: NoiseSchedule) -> None:
-        self.schedule = schedule
+    def __init__(self, schedule: NoiseSchedule, spacing: str = "trailing") -> None:
+        if spacing not in GRIDS:
+            raise ConfigError(f"sampling.spacing={spacing!r}; expected one of {list(GRIDS)}")
+        self.schedule, self.spacing = schedule, spacing
 
     def default_timesteps(self, num_steps: int) -> Tensor:
-        """The (N + 1,) float64 grid of an N-step sample set: `timestep_grid`, uniform in t."""
-        return timestep_grid(num_steps, self.schedule)
+        """The (N + 1,) float64 grid of an N-step sample set, placed by `spacing` (grids.py)."""
+        return GRIDS[self.spacing](num_steps, self.schedule)
 
     def _ddim_to(self, grid: SolverGrid, i: int, j: int, z_t: Tensor, x0: Tensor) -> Tensor:
         """DDIM from grid point i to j > i; returns x̂ itself when t_j = 0."""
@@ -122,8 +124,10 @@ class AncestralSolver(Solver):
     is_stochastic: ClassVar[bool] = True
     VARIANCES: ClassVar[tuple[str, ...]] = ANCESTRAL_VARIANCES
 
-    def __init__(self, schedule: NoiseSchedule, variance: str = "large") -> None:
-        super().__init__(schedule)
+    def __init__(
+        self, schedule: NoiseSchedule, variance: str = "large", spacing: str = "trailing"
+    ) -> None:
+        super().__init__(schedule, spacing)
         if variance not in self.VARIANCES:
             raise ConfigError(
                 f"sampling.variance={variance!r}; expected one of {list(self.VARIANCES)}"
@@ -254,23 +258,26 @@ def build_solver(
     schedule: NoiseSchedule,
     *,
     variance: str | None = None,
+    spacing: str = "trailing",
     sigma_data: float = DiffusionConfig.sigma_data,
 ) -> Solver:
     """The solver named `name`; `variance` (ancestral only) defaults to AncestralSolver's.
 
-    `sigma_data` is the run's diffusion.sigma_data, which places heun's σ-grid on t; the other
-    solvers' grids are uniform in t and do not depend on it.
+    `spacing` places an N-step set's grid (grids.GRIDS); heun has EDM's σ-grid instead, placed
+    on t by `sigma_data` (the run's diffusion.sigma_data), so it takes only "trailing" there.
     """
     if name not in SOLVERS:
         raise ConfigError(f"sampling.solver={name!r}; expected one of {sorted(SOLVERS)}")
     if name == "heun":
         if variance is not None:
             raise ConfigError("sampling.variance is set, but solver 'heun' has no variance")
+        if spacing != "trailing":
+            raise ConfigError(
+                f"sampling.spacing={spacing!r}, but solver 'heun' samples on EDM's sigma grid"
+            )
         return HeunSolver(schedule, sigma_data=sigma_data)
     if name == "ancestral":
-        if variance is None:
-            return AncestralSolver(schedule)
-        return AncestralSolver(schedule, variance)
+        return AncestralSolver(schedule, variance or "large", spacing)
     if variance is not None:
         raise ConfigError(f"sampling.variance is set, but solver {name!r} has no variance")
-    return SOLVERS[name](schedule)
+    return SOLVERS[name](schedule, spacing)
