@@ -6,6 +6,7 @@ measured, not assumed: the network rows evaluated divided by the images drawn (a
 costs 2, Meng's "N×2").
 """
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -27,8 +28,9 @@ from frugaldiff.diffusion.schedule import build_schedule_by_name
 from frugaldiff.distill.guided import load_guided_model
 from frugaldiff.distill.sampling import jump_model_of, student_denoiser
 from frugaldiff.errors import ConfigError
-from frugaldiff.io import atomic_write, write_npz
+from frugaldiff.io import atomic_write
 from frugaldiff.models.registry import build_model
+from frugaldiff.npz_stream import stream_npz
 from frugaldiff.preemption import Preempted
 from frugaldiff.rng import derive_seed, make_generator
 from frugaldiff.sampling.denoisers import clip_denoiser
@@ -40,6 +42,8 @@ from frugaldiff.sampling.solvers import build_solver
 from frugaldiff.train.state import load_checkpoint
 
 log = logging.getLogger(__name__)
+
+GRID_IMAGES = 64  # the PNG grid beside a sample set: its first 64 images, 8 per row
 
 
 @dataclass(frozen=True)
@@ -187,37 +191,49 @@ def generate_samples(
 
     `progress` wraps the batch loop (the CLI passes tqdm). With `shard_dir`, each batch is kept
     there as it finishes and a SIGTERM/SIGUSR1 stops at the next batch boundary (Preempted);
-    a rerun loads the finished shards and draws only the rest.
+    a rerun loads the finished shards and draws only the rest. Images are streamed into
+    images.npz batch by batch (npz_stream.py), so a set larger than RAM (50k at 256² is 9.8 GB)
+    never has to be held whole; only the grid's first 64 images and the labels are kept.
     """
     drawer = SampleSetDrawer(request)
     shards = ShardStore(shard_dir, request_fingerprint(request)) if shard_dir else None
-    images, labels = [], []
-    rows, wall, resumed = 0, 0.0, 0
-    for index in progress(drawer.ranges()):
-        done = shards.load(index) if shards else None
-        if done is None:
-            if (signum := preemption.requested()) is not None:
-                raise Preempted(
-                    f"signal {signum}: {len(images)} batches of {request.num_images} images kept "
-                    f"in {shard_dir}; rerun to resume"
+    firsts, labels = [], []
+    rows, wall, resumed, batches = 0, 0.0, 0, 0
+    with stream_npz(out_npz) as npz, contextlib.ExitStack() as member:
+        images = None  # the images member, opened once the first batch gives the image shape
+        for index in progress(drawer.ranges()):
+            done = shards.load(index) if shards else None
+            if done is None:
+                if (signum := preemption.requested()) is not None:
+                    raise Preempted(
+                        f"signal {signum}: {batches} batches of {request.num_images} images "
+                        f"kept in {shard_dir}; rerun to resume"
+                    )
+                start_time, start_rows = time.perf_counter(), drawer.counter.rows
+                batch_images, batch_labels = drawer.batch(index)
+                done = (
+                    batch_images,
+                    batch_labels,
+                    drawer.counter.rows - start_rows,
+                    time.perf_counter() - start_time,
                 )
-            start_time, start_rows = time.perf_counter(), drawer.counter.rows
-            batch_images, batch_labels = drawer.batch(index)
-            done = (
-                batch_images,
-                batch_labels,
-                drawer.counter.rows - start_rows,
-                time.perf_counter() - start_time,
-            )
-            if shards:
-                shards.save(index, *done)
-        else:
-            resumed += 1
-        images.append(done[0])
-        labels.append(done[1])
-        rows += done[2]
-        wall += done[3]
-    all_images = np.concatenate(images)
+                if shards:
+                    shards.save(index, *done)
+            else:
+                resumed += 1
+            if images is None:
+                shape = (request.num_images, *done[0].shape[1:])  # (N, C, H, W) uint8
+                images = member.enter_context(npz.rows("images", shape, np.dtype(np.uint8)))
+            images.write(done[0])
+            if sum(len(f) for f in firsts) < GRID_IMAGES:
+                firsts.append(done[0][:GRID_IMAGES])
+            labels.append(done[1])
+            rows += done[2]
+            wall += done[3]
+            batches += 1
+        member.close()  # the images member is complete (its row count checked) before labels
+        npz.add("labels", np.concatenate(labels))
+    num_images = request.num_images
     meta = {
         "checkpoint": str(request.checkpoint),
         "iteration": drawer.iteration,
@@ -231,17 +247,16 @@ def generate_samples(
         "spacing": request.sample_set.spacing,
         "jump_model": drawer.jump_model,
         "train_grid": drawer.train_grid,
-        "num_images": len(all_images),
+        "num_images": num_images,
         "seed": request.seed,
-        "nfe_per_image": rows / len(all_images),
+        "nfe_per_image": rows / num_images,
         "wall_seconds": wall,
-        "seconds_per_image": wall / len(all_images),
+        "seconds_per_image": wall / num_images,
         "resumed_batches": resumed,
     }
-    grid = image_grid(all_images[:64], columns=8)
+    grid = image_grid(np.concatenate(firsts)[:GRID_IMAGES], columns=8)
     with atomic_write(out_grid) as tmp:
         Image.fromarray(grid).save(tmp, format="PNG")
-    write_npz(out_npz, images=all_images, labels=np.concatenate(labels))
     if shards:
         shards.remove()
     return meta
