@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from tqdm import tqdm
 
 from frugaldiff import preemption
+from frugaldiff.cli_parser import build_parser
 from frugaldiff.errors import FrugaldiffError
 from frugaldiff.preemption import Preempted
 
@@ -164,18 +165,34 @@ def cmd_publish(args: argparse.Namespace) -> None:
     print(publish(args.results, args.out, args.study, args.force, args.allow_dirty))
 
 
+def cmd_preflight(args: argparse.Namespace) -> None:
+    import dataclasses
+    import tempfile
+
+    from frugaldiff.config import load_yaml, parse_tier_config
+    from frugaldiff.io import write_json
+    from frugaldiff.preflight import Preflight, format_checks
+
+    tier = parse_tier_config(load_yaml(args.config), str(args.config))
+    with tempfile.TemporaryDirectory(prefix="frugaldiff-preflight-") as scratch:
+        preflight = Preflight(
+            tier,
+            args.blocks,
+            args.scratch or Path(scratch),
+            device=args.device,
+            iterations=args.iterations,
+            batch=args.batch,
+            report=lambda c: log.info("preflight %s / %s: %.2f s", c.run, c.job, c.seconds),
+        )
+        checks = preflight.run_all(args.runs)
+    print(format_checks(checks, preflight.device))
+    if args.json:
+        payload = {"device": preflight.device, "checks": [dataclasses.asdict(c) for c in checks]}
+        write_json(args.json, payload)
+
+
 def _progress(desc: str) -> Callable:
     return lambda iterable: tqdm(iterable, desc=desc, disable=None)
-
-
-def _add_nproc(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--nproc",
-        type=int,
-        default=1,
-        help="data-parallel processes, one per GPU (0 or 1: this process); N > 1 relaunches "
-        "the command under torchrun --standalone with N workers",
-    )
 
 
 def _launch_or_check(args: argparse.Namespace, argv: Sequence[str]) -> None:
@@ -201,99 +218,18 @@ def _launch_or_check(args: argparse.Namespace, argv: Sequence[str]) -> None:
         distributed.relaunch_under_torchrun(nproc, argv)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="frugaldiff", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (the job's cpus)")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("prepare-data", help="md5-check the archive, write uint8 splits")
-    p.add_argument("--config", type=Path, required=True, help="resolved data config (yaml)")
-    p.add_argument("--train-out", type=Path, required=True, help="train split .npz")
-    p.add_argument("--test-out", type=Path, required=True, help="test split .npz")
-    p.add_argument("--meta-out", type=Path, required=True, help="dataset meta.json")
-    p.add_argument("--download-dir", type=Path, required=True)
-    p.set_defaults(func=cmd_prepare_data)
-
-    p = sub.add_parser("encode-latents", help="VAE posteriors of a split (cached), data.latent")
-    p.add_argument("--config", type=Path, required=True, help="resolved data config (yaml)")
-    p.add_argument("--data", type=Path, required=True, help="uint8 split .npz")
-    p.add_argument("--cache-dir", type=Path, required=True, help="latents cache, keyed by content")
-    p.add_argument("--out", type=Path, required=True, help="latents .npz")
-    p.add_argument("--meta-out", type=Path, required=True, help="latents provenance .json")
-    p.set_defaults(func=cmd_encode_latents)
-
-    p = sub.add_parser("train", help="train one run; resumes from --state-dir")
-    p.add_argument("--config", type=Path, required=True, help="resolved run config (yaml)")
-    p.add_argument("--data", type=Path, required=True, help="train split or latents .npz")
-    p.add_argument("--state-dir", type=Path, required=True)
-    p.add_argument("--ckpt-dir", type=Path, required=True)
-    p.add_argument("--metrics-out", type=Path, required=True)
-    p.add_argument("--summary-out", type=Path, required=True, help="throughput + cost .json")
-    _add_nproc(p)
-    p.set_defaults(func=cmd_train)
-
-    p = sub.add_parser("halve", help="one progressive-distillation halving (2N -> N steps)")
-    p.add_argument("--config", type=Path, required=True, help="resolved run config (yaml)")
-    p.add_argument("--data", type=Path, required=True, help="train split or latents .npz")
-    p.add_argument("--teacher", type=Path, required=True, help="the 2N-step model checkpoint")
-    p.add_argument("--student-steps", type=int, required=True, help="N")
-    p.add_argument("--state-dir", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True, help="the N-step student checkpoint")
-    p.add_argument("--metrics-out", type=Path, required=True)
-    p.add_argument("--summary-out", type=Path, required=True)
-    _add_nproc(p)
-    p.set_defaults(func=cmd_halve)
-
-    p = sub.add_parser("sample", help="draw a sample set from a checkpoint")
-    p.add_argument("--config", type=Path, required=True, help="resolved run config (yaml)")
-    p.add_argument("--checkpoint", type=Path, required=True)
-    p.add_argument("--solver", required=True)
-    p.add_argument("--steps", type=int, required=True)
-    p.add_argument("--w", type=float, required=True, help="guidance weight, Meng's convention")
-    p.add_argument("--out", type=Path, required=True, help="images .npz")
-    p.add_argument("--grid", type=Path, required=True, help="PNG grid")
-    p.add_argument("--meta", type=Path, required=True, help="sampling metadata .json")
-    p.add_argument("--shard-dir", type=Path, help="keep finished batches here; resume from them")
-    p.set_defaults(func=cmd_sample)
-
-    p = sub.add_parser("reference", help="Inception statistics of a dataset split")
-    p.add_argument("--config", type=Path, required=True, help="resolved evaluation config")
-    p.add_argument("--data", type=Path, required=True, help="split .npz")
-    p.add_argument("--data-meta", type=Path, required=True, help="dataset meta.json")
-    p.add_argument("--cache-dir", type=Path, required=True, help="converted weights cache")
-    p.add_argument("--out", type=Path, required=True)
-    p.set_defaults(func=cmd_reference)
-
-    p = sub.add_parser("evaluate", help="FID/KID/IS of a sample set against a reference")
-    p.add_argument("--config", type=Path, required=True, help="resolved run config (yaml)")
-    p.add_argument("--samples", type=Path, required=True)
-    p.add_argument("--sample-meta", type=Path, required=True)
-    p.add_argument("--reference", type=Path, required=True)
-    p.add_argument("--cache-dir", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True)
-    p.set_defaults(func=cmd_evaluate)
-
-    p = sub.add_parser("report", help="tables and figures from metrics files")
-    p.add_argument("--metrics", type=Path, nargs="+", required=True)
-    p.add_argument("--summaries", type=Path, nargs="+", required=True, help="train/summary.json")
-    p.add_argument("--tier", required=True)
-    p.add_argument("--study", required=True, help="baseline | speed | ...")
-    p.add_argument("--out-dir", type=Path, required=True)
-    p.set_defaults(func=cmd_report)
-
-    p = sub.add_parser(
-        "publish", help="copy a tier's report, configs and provenance to docs/results/<tier>"
-    )
-    p.add_argument("--results", type=Path, required=True, help="results/<tier>")
-    p.add_argument("--out", type=Path, required=True, help="e.g. docs/results/<tier>")
-    p.add_argument("--study", nargs="+", default=None, help="default: every built report")
-    p.add_argument("--force", action="store_true", help="replace an existing publication")
-    p.add_argument(
-        "--allow-dirty", action="store_true", help="publish metrics of several or dirty commits"
-    )
-    p.set_defaults(func=cmd_publish)
-    return parser
+COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "prepare-data": cmd_prepare_data,
+    "encode-latents": cmd_encode_latents,
+    "train": cmd_train,
+    "halve": cmd_halve,
+    "sample": cmd_sample,
+    "reference": cmd_reference,
+    "evaluate": cmd_evaluate,
+    "report": cmd_report,
+    "publish": cmd_publish,
+    "preflight": cmd_preflight,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -314,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         _launch_or_check(args, argv)
-        args.func(args)
+        COMMANDS[args.command](args)
     except Preempted as err:
         print(f"frugaldiff {args.command}: preempted: {err}", file=sys.stderr)
         return EXIT_PREEMPTED

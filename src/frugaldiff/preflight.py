@@ -1,0 +1,238 @@
+"""`frugaldiff preflight`: start every job kind of a tier in minutes, before its hours-long run.
+
+A cifar10 tier trains its teacher for hours before the distillation stage starts; a stage-1
+student, a halving or a fine-tuning run that cannot start (a model size that does not fit its
+mask ratio, bf16 on a new device, a sampler the checkpoint cannot serve) would only show then.
+Preflight resolves every run exactly as the DAG does, trains each for a few steps at a small
+batch on synthetic images of the tier's shape, wired as the DAG wires them (init_from, stage 1
+from the teacher, two halvings of a chain shortened to start at 4 steps), and draws a few images
+with each kind of sample set of each run at a few steps. It prints seconds and, on CUDA, peak
+memory per job: a first measurement of a new machine, never a result. FID is not computed (the
+smoke tier runs the evaluation path end to end). Everything is written to a scratch folder.
+"""
+
+import contextlib
+import dataclasses
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from frugaldiff.config import RunConfig, SampleSetConfig, TierConfig, resolve_run
+from frugaldiff.devices import resolve_device
+from frugaldiff.distill.progressive import halving_chain
+from frugaldiff.distill.sampling import halving_sample_sets
+from frugaldiff.errors import ConfigError, FrugaldiffError
+from frugaldiff.io import write_npz
+from frugaldiff.models.registry import resolve_model_config
+from frugaldiff.sampling.generate import SampleRequest, generate_samples
+from frugaldiff.train.loop import Trainer
+
+PREFLIGHT_START_STEPS = 4  # a distillation chain is shortened to 4 -> 2 -> 1 steps
+SAMPLE_STEPS = 4  # sample sets are drawn at min(their steps, this)
+
+
+@dataclass(frozen=True)
+class JobCheck:
+    """One job preflight ran: what, how long, and its peak accelerator memory (CUDA only)."""
+
+    run: str
+    job: str  # "train", "halve n2", "sample ddim-s4-w0"
+    seconds: float
+    peak_gib: float | None
+
+
+def run_order(tier: TierConfig, names: list[str] | None = None) -> list[str]:
+    """The runs to check, each after the run it starts from (init_from), in table order.
+
+    Naming a run brings in the runs it starts from, so every check starts as the DAG would.
+    """
+    wanted = list(tier.runs) if names is None else names
+    unknown = sorted(set(wanted) - set(tier.runs))
+    if unknown:
+        raise ConfigError(f"preflight --runs {unknown}: not runs; expected of {sorted(tier.runs)}")
+    order: list[str] = []
+
+    def visit(name: str) -> None:
+        init = tier.runs[name].init_from
+        if init is not None:
+            visit(init)
+        if name not in order:
+            order.append(name)
+
+    for name in wanted:
+        visit(name)
+    return order
+
+
+def synthetic_split(path: Path, run: RunConfig, count: int, seed: int = 0) -> Path:
+    """`count` uniform-noise uint8 images (N, C, S, S) of the run's model size, labels 0..K−1."""
+    if run.data.latent is not None:
+        raise ConfigError(
+            f"runs.{run.name}: data.latent is set; preflight trains on synthetic pixels only "
+            "(a latent tier needs its VAE weights: run its smoke-sized config instead)"
+        )
+    family = resolve_model_config(run.model)
+    rng = np.random.default_rng(seed)
+    shape = (count, family.in_channels, family.image_size, family.image_size)
+    images = rng.integers(0, 256, size=shape, dtype=np.uint8)
+    labels = np.arange(count, dtype=np.int64) % family.num_classes
+    write_npz(path, images=images, labels=labels)
+    return path
+
+
+def shrink(run: RunConfig, iterations: int, batch: int, device: str) -> RunConfig:
+    """`run` cut to `iterations` steps at `batch` on `device`, a 4-step distillation chain.
+
+    On the CPU a bf16 run trains in fp32: CPU autocast to bf16 is emulated, some 50x slower
+    (a 2-step unet-cifar10 stage 1 took 106 s), and the bf16 path that matters is the GPU's.
+    """
+    precision = "fp32" if device == "cpu" else run.train.precision
+    train = dataclasses.replace(
+        run.train,
+        precision=precision,
+        iterations=iterations,
+        batch_size=batch,
+        warmup_iters=0,
+        ckpt_iters=(iterations,),
+        state_every_iters=iterations,
+        log_every_iters=1,
+        device=device,
+    )
+    start = min(run.distill.start_steps, PREFLIGHT_START_STEPS)
+    distill = dataclasses.replace(
+        run.distill,
+        start_steps=start,
+        end_steps=min(run.distill.end_steps, start // 2),
+        halving_iterations=iterations,
+    )
+    evaluation = dataclasses.replace(run.evaluation, device=device)
+    return dataclasses.replace(run, train=train, distill=distill, evaluation=evaluation)
+
+
+def sample_set_kinds(
+    sets: list[SampleSetConfig] | tuple[SampleSetConfig, ...], max_steps: int | None = SAMPLE_STEPS
+) -> list[SampleSetConfig]:
+    """One set per kind (solver, variance, spacing, clipping, guided or not, jump model).
+
+    `max_steps` caps the steps (at least 2, IDDPM spacing's minimum); None keeps them, as a
+    halving's sets must (its student serves only its own grid or twice it).
+    """
+    kinds: dict[tuple, SampleSetConfig] = {}
+    for s in sets:
+        key = (s.solver, s.variance, s.spacing, s.clip_x0, s.w != 0.0, s.jump_model, s.steps)
+        if max_steps is not None:
+            s = dataclasses.replace(s, steps=max(min(s.steps, max_steps), 2))
+            key = key[:-1]
+        kinds.setdefault(key, s)
+    return list(kinds.values())
+
+
+class Preflight:
+    """Runs the checks of one tier in `scratch`, keeping each run's last checkpoint."""
+
+    def __init__(
+        self,
+        tier: TierConfig,
+        blocks_dir: Path,
+        scratch: Path,
+        *,
+        device: str = "auto",
+        iterations: int = 2,
+        batch: int = 2,
+        images: int = 2,
+        report: Callable[[JobCheck], None] = lambda check: None,
+    ) -> None:
+        self.tier, self.blocks_dir, self.scratch = tier, blocks_dir, scratch
+        self.device = str(resolve_device(device))
+        self.iterations, self.batch, self.images = iterations, batch, images
+        self.report = report
+        self.checks: list[JobCheck] = []
+        self.final: dict[str, Path] = {}  # run -> its checkpoint, for the runs that start from it
+
+    def run_all(self, names: list[str] | None = None) -> list[JobCheck]:
+        """Check the named runs (all by default) and the runs they start from."""
+        for name in run_order(self.tier, names):
+            self.check_run(name)
+        return self.checks
+
+    def check_run(self, name: str) -> None:
+        run = shrink(
+            resolve_run(self.tier, name, self.blocks_dir), self.iterations, self.batch, self.device
+        )
+        init = run.init_from
+        run = dataclasses.replace(run, init_checkpoint=str(self.final[init]) if init else None)
+        folder = self.scratch / name
+        data = synthetic_split(folder / "train.npz", run, max(4 * self.batch, 16))
+        ckpt = self._train(run, data, folder / "train", None, 0)
+        self.final[name] = ckpt
+        for sample_set in sample_set_kinds(self._drawn_sets(run)):
+            self._sample(run, ckpt, sample_set, folder)
+        if run.distill.stage == "none":
+            return
+        teacher = ckpt
+        chain = halving_chain(run.distill.start_steps, run.distill.end_steps)[:2]
+        for n in chain:
+            teacher = self._train(run, data, folder / f"halve-n{n}", teacher, n)
+            sets = [s for _, s in halving_sample_sets([n], run.sample_sets)]
+            for sample_set in sample_set_kinds(sets, max_steps=None):
+                self._sample(run, teacher, sample_set, folder / f"halve-n{n}")
+
+    def _drawn_sets(self, run: RunConfig) -> tuple[SampleSetConfig, ...]:
+        """A stage-1 student is drawn on its chain's first grid; others at their own steps."""
+        if run.distill.stage == "none":
+            return run.sample_sets
+        start = run.distill.start_steps
+        return tuple(dataclasses.replace(s, steps=start) for s in run.sample_sets)
+
+    def _train(
+        self, run: RunConfig, data: Path, out: Path, teacher: Path | None, student_steps: int
+    ) -> Path:
+        job = f"halve n{student_steps}" if teacher else "train"
+        with self._measured(run.name, job):
+            halving_teacher = str(teacher) if teacher else None
+            trainer = Trainer(run, data, out / "state", halving_teacher, student_steps)
+            for _ in trainer.steps():
+                pass
+            ckpt = out / "ckpt.pt"
+            trainer.publish({trainer.tc.iterations: ckpt}, out / "metrics.jsonl", out / "s.json")
+        return ckpt
+
+    def _sample(self, run: RunConfig, ckpt: Path, sample_set: SampleSetConfig, out: Path) -> None:
+        name = f"{sample_set.solver}-s{sample_set.steps}-w{sample_set.w:g}"
+        request = SampleRequest(ckpt, sample_set, self.images, 0, self.images, self.device)
+        with self._measured(run.name, f"sample {name}"):
+            generate_samples(request, out / f"{name}.npz", out / f"{name}.png")
+
+    @contextlib.contextmanager
+    def _measured(self, run: str, job: str) -> Iterator[None]:
+        cuda = self.device.startswith("cuda")
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        start = time.perf_counter()
+        try:
+            yield
+        except FrugaldiffError as err:
+            raise ConfigError(f"preflight {run} / {job}: {err}") from err
+        except Exception as err:
+            err.add_note(f"preflight: in {run} / {job}")
+            raise
+        if cuda:
+            torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
+        check = JobCheck(run, job, time.perf_counter() - start, peak)
+        self.checks.append(check)
+        self.report(check)
+
+
+def format_checks(checks: list[JobCheck], device: str) -> str:
+    """A plain-text table of the checks, one job per line, with the total time."""
+    lines = [f"preflight on {device}: {len(checks)} jobs", f"{'run':<28} {'job':<30} seconds  GiB"]
+    for c in checks:
+        peak = f"{c.peak_gib:5.2f}" if c.peak_gib is not None else "    -"
+        lines.append(f"{c.run:<28} {c.job:<30} {c.seconds:7.2f} {peak}")
+    lines.append(f"total {sum(c.seconds for c in checks):.1f} s")
+    return "\n".join(lines)

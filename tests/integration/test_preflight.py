@@ -1,0 +1,56 @@
+"""`frugaldiff preflight` on the cifar10 tier, CPU: every job kind of its studies starts.
+
+The runs below cover every kind of job the tier has: a DiT with SpeeD's sampler, weighting and
+learned Σ (ancestral, IDDPM spacing); MicroDiT masked training, its unmasked fine-tuning from
+that checkpoint, expert-choice MoE with layer-wise scaling, Heun sampling; the CFG teacher,
+stage 1 from it and two halvings, with D and S. The whole tier is the same code over more runs.
+"""
+
+import json
+from pathlib import Path
+
+from frugaldiff.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+RUNS = ["speed", "masked-deferred-75-ft", "masked-deferred-75-moe-lws", "distill-student"]
+
+
+def test_preflight_starts_every_job_kind_of_the_cifar10_tier(tmp_path: Path, capsys) -> None:
+    report = tmp_path / "preflight.json"
+    code = main(
+        [
+            "preflight",
+            "--config", str(REPO / "configs" / "cifar10.yaml"),
+            "--blocks", str(REPO / "configs"),
+            "--device", "cpu",
+            "--runs", *RUNS,
+            "--scratch", str(tmp_path / "scratch"),
+            "--json", str(report),
+        ]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    record = json.loads(report.read_text())
+    assert record["device"] == "cpu"
+    jobs = [(c["run"], c["job"]) for c in record["checks"]]
+    trained = [run for run, job in jobs if job == "train"]
+    assert trained == [
+        "speed",
+        "masked-deferred-75",  # brought in: the fine-tuning run starts from it
+        "masked-deferred-75-ft",
+        "masked-deferred-75-moe-lws",
+        "distill-teacher",
+        "distill-student",
+    ]
+    assert ("speed", "sample ancestral-s4-w0") in jobs
+    assert ("masked-deferred-75-ft", "sample heun-s4-w0") in jobs
+    assert ("distill-teacher", "sample ancestral-s4-w0.3") in jobs  # CFG, 2 passes a step
+    student = [job for run, job in jobs if run == "distill-student"]
+    assert student.index("halve n2") < student.index("halve n1")
+    # After each halving: D on the student's own grid, S `half` at twice its steps.
+    assert {"sample ddim-s2-w0", "sample stochastic-s4-w0"} <= set(student)
+    assert {"sample ddim-s1-w0", "sample stochastic-s2-w0.3"} <= set(student)
+    assert all(c["seconds"] > 0 and c["peak_gib"] is None for c in record["checks"])
+    assert (tmp_path / "scratch" / "distill-student" / "halve-n1" / "ckpt.pt").is_file()
+    out = capsys.readouterr().out
+    assert f"preflight on cpu: {len(jobs)} jobs" in out
+    assert "distill-student" in out
