@@ -5,11 +5,17 @@ internals, so an API change that breaks one must fail CI rather than the next GP
 Run in-process with runpy (torch is already imported): seconds, not a fresh interpreter each.
 """
 
+import itertools
+import re
 import runpy
+import shlex
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from frugaldiff.models.registry import MODEL_SIZES
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,3 +36,24 @@ def test_benchmark_runs(name: str, monkeypatch, capsys) -> None:
     out = capsys.readouterr().out
     assert "cpu" in out  # each prints the device it measured on
     assert len(out.strip().splitlines()) >= 2  # a header and at least one measured line
+
+
+def test_device_check_script_parses_and_names_real_sizes_and_configs() -> None:
+    """benchmarks/device_check.sh is run only on a lent GPU: catch its typos here."""
+    script = REPO / "benchmarks" / "device_check.sh"
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    joined = script.read_text().replace("\\\n", " ")  # continuation lines joined
+    lines = [shlex.split(ln, comments=True) for ln in joined.splitlines()]
+    words = [w for line in lines for w in line]
+    sizes = []
+    for line in lines:
+        for i, word in enumerate(line):
+            if word in ("--size", "--sizes"):
+                sizes += itertools.takewhile(lambda w: not w.startswith("-"), line[i + 1 :])
+    assert sizes
+    assert set(sizes) <= set(MODEL_SIZES)
+    configs = [w for w in words if re.fullmatch(r"configs/\S+\.yaml", w)]
+    assert configs
+    assert all((REPO / c).is_file() for c in configs)
+    scripts = [w for w in words if re.fullmatch(r"benchmarks/\w+\.py", w)]
+    assert {Path(s).stem for s in scripts} == set(CASES)  # every benchmark, each tested above
