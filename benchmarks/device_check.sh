@@ -32,10 +32,10 @@ step() {  # step NAME CAP_SECONDS COMMAND...: run it under a cap, log to $OUT/NA
 } >"$OUT/machine.txt"
 cat "$OUT/machine.txt"
 
-# Every run of the cifar10 tier: 2 steps at batch 2 (bf16 where the tier says), fine-tuning,
-# stage 1 and two halvings from those checkpoints, each kind of sample set; peak GiB per job.
+# Every run of the cifar10 tier: 2 steps at its own batch (bf16 where the tier says), fine-
+# tuning, stage 1 and two halvings from those checkpoints, each kind of sample set; peak GiB.
 step preflight 240 "$PY" -m frugaldiff.cli preflight --config configs/cifar10.yaml \
-  --device "$DEVICE" --json "$OUT/preflight.json"
+  --device "$DEVICE" --batch 0 --json "$OUT/preflight.json"
 # Images/s and peak memory of the named sizes in bf16 (issue 4: the DiT sizes).
 step train_step 100 "$PY" benchmarks/train_step.py --device "$DEVICE" --bf16 --batch 64 \
   --steps 5 --sizes unet-cifar10 dit-cifar10 microdit-cifar10 DiT-S/2 DiT-B/2 DiT-XL/2

@@ -113,7 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", nargs="+", default=None, help="default: every run of the tier")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--iterations", type=int, default=2, help="training steps per job")
-    p.add_argument("--batch", type=int, default=2, help="training batch per job")
+    p.add_argument(
+        "--batch", type=int, default=2, help="training batch; 0: each run's own (GPU memory check)"
+    )
     p.add_argument("--scratch", type=Path, help="keep the jobs' files here (default: a tmp dir)")
     p.add_argument("--json", type=Path, help="also write the checks as JSON")
     return parser

@@ -87,6 +87,8 @@ def synthetic_split(path: Path, run: RunConfig, count: int, seed: int = 0) -> Pa
 def shrink(run: RunConfig, iterations: int, batch: int, device: str) -> RunConfig:
     """`run` cut to `iterations` steps at `batch` on `device`, a 4-step distillation chain.
 
+    `batch` 0 keeps the run's own batch size: on a GPU, the memory check that matters.
+
     On the CPU a bf16 run trains in fp32: CPU autocast to bf16 is emulated, some 50x slower
     (a 2-step unet-cifar10 stage 1 took 106 s), and the bf16 path that matters is the GPU's.
     """
@@ -95,7 +97,7 @@ def shrink(run: RunConfig, iterations: int, batch: int, device: str) -> RunConfi
         run.train,
         precision=precision,
         iterations=iterations,
-        batch_size=batch,
+        batch_size=batch or run.train.batch_size,
         warmup_iters=0,
         ckpt_iters=(iterations,),
         state_every_iters=iterations,
@@ -166,7 +168,7 @@ class Preflight:
         init = run.init_from
         run = dataclasses.replace(run, init_checkpoint=str(self.final[init]) if init else None)
         folder = self.scratch / name
-        data = synthetic_split(folder / "train.npz", run, max(4 * self.batch, 16))
+        data = synthetic_split(folder / "train.npz", run, max(2 * run.train.batch_size, 16))
         ckpt = self._train(run, data, folder / "train", None, 0)
         self.final[name] = ckpt
         for sample_set in sample_set_kinds(self._drawn_sets(run)):
