@@ -43,6 +43,10 @@ class JobCheck:
     job: str  # "train", "halve n2", "sample ddim-s4-w0"
     seconds: float
     peak_gib: float | None
+    step_seconds: float | None = None  # training jobs: the last step's wall time
+    # At the run's own batch (--batch 0) only: step_seconds × the run's full iterations, in
+    # hours; the checked halvings of a chain share the whole chain's projection between them.
+    projected_hours: float | None = None
 
 
 def run_order(tier: TierConfig, names: list[str] | None = None) -> list[str]:
@@ -162,14 +166,13 @@ class Preflight:
         return self.checks
 
     def check_run(self, name: str) -> None:
-        run = shrink(
-            resolve_run(self.tier, name, self.blocks_dir), self.iterations, self.batch, self.device
-        )
+        full = resolve_run(self.tier, name, self.blocks_dir)
+        run = shrink(full, self.iterations, self.batch, self.device)
         init = run.init_from
         run = dataclasses.replace(run, init_checkpoint=str(self.final[init]) if init else None)
         folder = self.scratch / name
         data = synthetic_split(folder / "train.npz", run, max(2 * run.train.batch_size, 16))
-        ckpt = self._train(run, data, folder / "train", None, 0)
+        ckpt = self._train(run, data, folder / "train", None, 0, full.train.iterations)
         self.final[name] = ckpt
         for sample_set in sample_set_kinds(self._drawn_sets(run)):
             self._sample(run, ckpt, sample_set, folder)
@@ -177,8 +180,10 @@ class Preflight:
             return
         teacher = ckpt
         chain = halving_chain(run.distill.start_steps, run.distill.end_steps)[:2]
+        full_chain = halving_chain(full.distill.start_steps, full.distill.end_steps)
+        share = full.distill.halving_iterations * len(full_chain) / len(chain)
         for n in chain:
-            teacher = self._train(run, data, folder / f"halve-n{n}", teacher, n)
+            teacher = self._train(run, data, folder / f"halve-n{n}", teacher, n, share)
             sets = [s for _, s in halving_sample_sets([n], run.sample_sets)]
             for sample_set in sample_set_kinds(sets, max_steps=None):
                 self._sample(run, teacher, sample_set, folder / f"halve-n{n}")
@@ -191,14 +196,25 @@ class Preflight:
         return tuple(dataclasses.replace(s, steps=start) for s in run.sample_sets)
 
     def _train(
-        self, run: RunConfig, data: Path, out: Path, teacher: Path | None, student_steps: int
+        self,
+        run: RunConfig,
+        data: Path,
+        out: Path,
+        teacher: Path | None,
+        student_steps: int,
+        full_iterations: float,
     ) -> Path:
+        """Train `run` (a halving to `student_steps` when `teacher`); its checkpoint's path."""
         job = f"halve n{student_steps}" if teacher else "train"
-        with self._measured(run.name, job):
+        with self._measured(run.name, job) as timing:
             halving_teacher = str(teacher) if teacher else None
             trainer = Trainer(run, data, out / "state", halving_teacher, student_steps)
-            for _ in trainer.steps():
-                pass
+            last = time.perf_counter()
+            for _ in trainer.steps():  # each record's loss is read on the host: synchronised
+                now = time.perf_counter()
+                timing["step_seconds"], last = now - last, now
+            if self.batch == 0:
+                timing["projected_hours"] = timing["step_seconds"] * full_iterations / 3600
             ckpt = out / "ckpt.pt"
             trainer.publish({trainer.tc.iterations: ckpt}, out / "metrics.jsonl", out / "s.json")
         return ckpt
@@ -210,13 +226,15 @@ class Preflight:
             generate_samples(request, out / f"{name}.npz", out / f"{name}.png")
 
     @contextlib.contextmanager
-    def _measured(self, run: str, job: str) -> Iterator[None]:
+    def _measured(self, run: str, job: str) -> Iterator[dict[str, float]]:
+        """Time the block and record a JobCheck; the block may add JobCheck fields to the dict."""
         cuda = self.device.startswith("cuda")
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
+        timing: dict[str, float] = {}
         try:
-            yield
+            yield timing
         except FrugaldiffError as err:
             raise ConfigError(f"preflight {run} / {job}: {err}") from err
         except Exception as err:
@@ -225,16 +243,31 @@ class Preflight:
         if cuda:
             torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
-        check = JobCheck(run, job, time.perf_counter() - start, peak)
+        check = JobCheck(run, job, time.perf_counter() - start, peak, **timing)
         self.checks.append(check)
         self.report(check)
 
 
 def format_checks(checks: list[JobCheck], device: str) -> str:
-    """A plain-text table of the checks, one job per line, with the total time."""
-    lines = [f"preflight on {device}: {len(checks)} jobs", f"{'run':<28} {'job':<30} seconds  GiB"]
+    """A plain-text table of the checks, one job per line, with the totals."""
+    lines = [
+        f"preflight on {device}: {len(checks)} jobs",
+        f"{'run':<28} {'job':<28} seconds   GiB  step s  proj. h",
+    ]
+
+    def cell(value: float | None, width: int, digits: int) -> str:
+        return f"{value:{width}.{digits}f}" if value is not None else " " * (width - 1) + "-"
+
     for c in checks:
-        peak = f"{c.peak_gib:5.2f}" if c.peak_gib is not None else "    -"
-        lines.append(f"{c.run:<28} {c.job:<30} {c.seconds:7.2f} {peak}")
+        lines.append(
+            f"{c.run:<28} {c.job:<28} {c.seconds:7.2f} {cell(c.peak_gib, 5, 2)} "
+            f"{cell(c.step_seconds, 7, 3)} {cell(c.projected_hours, 8, 2)}"
+        )
     lines.append(f"total {sum(c.seconds for c in checks):.1f} s")
+    projected = [c.projected_hours for c in checks if c.projected_hours is not None]
+    if projected:
+        lines.append(
+            f"projected training at the runs' own batches and budgets: {sum(projected):.1f} "
+            "device-hours (sampling and evaluation not included)"
+        )
     return "\n".join(lines)

@@ -54,3 +54,27 @@ def test_preflight_starts_every_job_kind_of_the_cifar10_tier(tmp_path: Path, cap
     out = capsys.readouterr().out
     assert f"preflight on cpu: {len(jobs)} jobs" in out
     assert "distill-student" in out
+
+
+def test_own_batch_projects_each_runs_training_time(tmp_path: Path) -> None:
+    """--batch 0 trains at the run's batch: step time × the run's iterations is a projection."""
+    import yaml
+
+    from frugaldiff.config import parse_tier_config, resolve_run
+    from frugaldiff.preflight import Preflight, format_checks
+
+    path = REPO / "configs" / "smoke.yaml"
+    tier = parse_tier_config(yaml.safe_load(path.read_text()), str(path))
+    preflight = Preflight(tier, REPO / "configs", tmp_path, device="cpu", batch=0)
+    checks = preflight.run_all(["speed-baseline"])
+    (train,) = [c for c in checks if c.job == "train"]
+    iterations = resolve_run(tier, "speed-baseline", REPO / "configs").train.iterations
+    assert train.step_seconds > 0
+    assert train.projected_hours == train.step_seconds * iterations / 3600
+    assert all(c.projected_hours is None for c in checks if c.job != "train")
+    table = format_checks(checks, "cpu")
+    assert f"{train.projected_hours:.1f} device-hours" in table
+    small = Preflight(tier, REPO / "configs", tmp_path / "b", device="cpu").run_all(
+        ["speed-baseline"]
+    )
+    assert all(c.projected_hours is None for c in small)  # batch 2 projects nothing
