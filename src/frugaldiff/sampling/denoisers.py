@@ -53,10 +53,10 @@ class NFECounter:
 class ClippedDenoiser:
     """x̂ clipped to [−limit, limit], for evaluation in pixel space only (PD's sampler clipping).
 
-    The solvers below read only x̂, so ε̂ = (z − α x̂)/σ is implicitly recomputed from the clipped
-    x̂. Wrap the *guided* denoiser: clipping before the CFG combination biases it, and clipping
-    must never reach training targets (guided_distillation.md i.2). limit = 1 is [−1, 1] pixels;
-    a model trained on data ÷ σ_d (EDM) clips at 1/σ_d, the same pixels.
+    The solvers (solvers.py) read only x̂, so ε̂ = (z − α x̂)/σ is implicitly recomputed from the
+    clipped x̂. Wrap the *guided* denoiser: clipping before the CFG combination biases it, and
+    clipping must never reach training targets (guided_distillation.md i.2). limit = 1 is
+    [−1, 1] pixels; a model trained on data ÷ σ_d (EDM) clips at 1/σ_d, the same pixels.
     """
 
     def __init__(self, denoiser: Denoiser, limit: float = 1.0) -> None:

@@ -7,7 +7,8 @@ Alg. 1) on its ρ = 7 σ-grid (microdit.md g). Every solver has one signature,
 `solve(denoiser, x_T, timesteps, generators) -> x_0`; `timesteps` is descending and ends at 0,
 and the step to t = 0 returns x̂. Stochastic solvers draw per-image noise from `generators`
 (one per image, see noise.py); deterministic ones ignore it. `default_timesteps(N)` is the grid a
-sample set of N steps uses: uniform in t (`timestep_grid`), or Heun's σ-grid.
+sample set of N steps uses: the one its `spacing` names (grids.py: DDIM's trailing grid or
+IDDPM's respacing), or Heun's σ-grid. Denoisers and their wrappers are in denoisers.py.
 """
 
 import math
