@@ -185,10 +185,11 @@ def cmd_preflight(args: argparse.Namespace) -> None:
             report=lambda c: log.info("preflight %s / %s: %.2f s", c.run, c.job, c.seconds),
         )
         checks = preflight.run_all(args.runs)
-    print(format_checks(checks, preflight.device))
+    print(format_checks(checks, preflight.device, tuple(preflight.notes)))
     if args.json:
-        payload = {"device": preflight.device, "checks": [dataclasses.asdict(c) for c in checks]}
-        write_json(args.json, payload)
+        records = [dataclasses.asdict(c) for c in checks]
+        notes = preflight.notes
+        write_json(args.json, {"device": preflight.device, "checks": records, "notes": notes})
 
 
 def _progress(desc: str) -> Callable:

@@ -52,7 +52,7 @@ def test_device_check_script_parses_and_names_real_sizes_and_configs() -> None:
                 sizes += itertools.takewhile(lambda w: not w.startswith("-"), line[i + 1 :])
     assert sizes
     assert set(sizes) <= set(MODEL_SIZES)
-    configs = [w for w in words if re.fullmatch(r"configs/\S+\.yaml", w)]
+    configs = re.findall(r"configs/[\w/]+\.yaml", joined)  # also inside quoted commands
     assert configs
     assert all((REPO / c).is_file() for c in configs)
     scripts = [w for w in words if re.fullmatch(r"benchmarks/\w+\.py", w)]

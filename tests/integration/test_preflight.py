@@ -78,3 +78,25 @@ def test_own_batch_projects_each_runs_training_time(tmp_path: Path) -> None:
         ["speed-baseline"]
     )
     assert all(c.projected_hours is None for c in small)  # batch 2 projects nothing
+
+
+def test_latent_tier_trains_on_synthetic_latents_and_notes_unchecked_sampling(
+    tmp_path: Path,
+) -> None:
+    """A paper (latent) tier, its model swapped for dit-tiny to fit a CPU test."""
+    import yaml
+
+    from frugaldiff.config import parse_tier_config
+    from frugaldiff.preflight import Preflight
+
+    path = REPO / "configs" / "paper" / "speed_ffhq256.yaml"
+    data = yaml.safe_load(path.read_text())
+    name = next(iter(data["runs"]))
+    data["runs"] = {name: {**data["runs"][name], "model": {"name": "dit-tiny"}}}
+    preflight = Preflight(parse_tier_config(data, str(path)), REPO / "configs", tmp_path)
+    checks = preflight.run_all()
+    assert [(c.run, c.job) for c in checks] == [(name, "train")]
+    assert preflight.notes == [
+        f"{name}: sampling not checked (a latent run decodes with its VAE, whose weights "
+        "preflight does not load)"
+    ]

@@ -71,8 +71,12 @@ def test_one_sample_set_per_kind_at_few_steps() -> None:
     assert [s.steps for s in kept] == [8]
 
 
-def test_latent_tiers_are_refused_with_the_reason(tmp_path: Path) -> None:
+def test_latent_runs_train_on_synthetic_latents_of_their_shape(tmp_path: Path) -> None:
+    from frugaldiff.data.loader import load_training_data
+
     paper = tier("paper/speed_ffhq256.yaml")
     run = resolve_run(paper, next(iter(paper.runs)), REPO / "configs")
-    with pytest.raises(ConfigError, match=r"data\.latent is set; preflight trains on synthetic"):
-        synthetic_split(tmp_path / "train.npz", run, 8)
+    data = load_training_data(synthetic_split(tmp_path / "train.npz", run, 8))
+    assert data.sample_shape == (4, 32, 32)  # DiT-XL/2 on sd-vae-ft-ema's 4×32² latents
+    assert len(data) == 8
+    assert data.codec_identity["vae"] == "preflight-synthetic"
