@@ -152,10 +152,22 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(f"FID {record['metrics']['fid']:.4f} ({record['n_images']} images)")
 
 
+def cmd_floor(args: argparse.Namespace) -> None:
+    from frugaldiff.config import EvaluationConfig, from_dict, load_yaml
+    from frugaldiff.evaluate.pipeline import data_floor
+
+    cfg = from_dict(EvaluationConfig, load_yaml(args.config), str(args.config))
+    record = data_floor(cfg, args.data, args.reference, args.out, args.cache_dir)
+    fid, n, split = record["metrics"]["fid"], record["n_images"], record["split"]
+    print(f"floor FID {fid:.4f} ({n} {split} images)")
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     from frugaldiff.report.build import build_report
 
-    written = build_report(args.metrics, args.summaries, args.out_dir, args.tier, args.study)
+    written = build_report(
+        args.metrics, args.summaries, args.out_dir, args.tier, args.study, floor=args.floor
+    )
     print("\n".join(str(p) for p in written))
 
 
@@ -227,6 +239,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
     "sample": cmd_sample,
     "reference": cmd_reference,
     "evaluate": cmd_evaluate,
+    "floor": cmd_floor,
     "report": cmd_report,
     "publish": cmd_publish,
     "preflight": cmd_preflight,

@@ -86,11 +86,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
 
+    p = sub.add_parser(
+        "floor", help="FID/KID of N real images of the other split vs the reference (the floor)"
+    )
+    p.add_argument("--config", type=Path, required=True, help="resolved evaluation config")
+    p.add_argument("--data", type=Path, required=True, help="split .npz (not the reference's)")
+    p.add_argument("--reference", type=Path, required=True)
+    p.add_argument("--cache-dir", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+
     p = sub.add_parser("report", help="tables and figures from metrics files")
     p.add_argument("--metrics", type=Path, nargs="+", required=True)
     p.add_argument("--summaries", type=Path, nargs="+", required=True, help="train/summary.json")
     p.add_argument("--tier", required=True)
     p.add_argument("--study", required=True, help="baseline | speed | ...")
+    p.add_argument("--floor", type=Path, help="the data floor's json (frugaldiff floor)")
     p.add_argument("--out-dir", type=Path, required=True)
 
     p = sub.add_parser(

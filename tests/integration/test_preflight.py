@@ -99,3 +99,32 @@ def test_latent_tier_trains_on_synthetic_latents_and_notes_unchecked_sampling(
         f"{name}: sampling not checked (a latent run decodes with its VAE, whose weights "
         "preflight does not load)"
     ]
+
+
+def test_cpu_tier_slice_preflights_at_16px(tmp_path: Path, capsys) -> None:
+    """A slice of the cpu tier (one run per study, the runs they start from) starts on 16² data."""
+    import yaml
+
+    from frugaldiff.config import parse_tier_config
+    from frugaldiff.models.registry import MODEL_SIZES
+    from frugaldiff.preflight import Preflight
+
+    path = REPO / "configs" / "cpu.yaml"
+    tier = parse_tier_config(yaml.safe_load(path.read_text()), str(path))
+    assert tier.data.resolution == 16
+    runs = ["speed", "masked-deferred-75-ft", "distill-student"]
+    for run in runs:
+        assert MODEL_SIZES[tier.runs[run].model.name].image_size == 16, run
+    checks = Preflight(tier, REPO / "configs", tmp_path, device="cpu").run_all(runs)
+    trained = [c.run for c in checks if c.job == "train"]
+    assert trained == [
+        "speed",
+        "masked-deferred-75",  # brought in: fine-tuning starts from it
+        "masked-deferred-75-ft",
+        "distill-teacher",
+        "distill-student",
+    ]
+    assert {("distill-student", "halve n1"), ("masked-deferred-75-ft", "sample heun-s4-w0")} <= {
+        (c.run, c.job) for c in checks
+    }
+    assert all(c.seconds > 0 for c in checks)

@@ -146,3 +146,27 @@ def test_load_reference_names_file_and_key(tmp_path: Path) -> None:
     )
     with pytest.raises(DataError, match=r"bad\.npz: inconsistent primary arrays"):
         load_reference(tmp_path / "bad.npz")
+
+
+def test_data_floor_measures_the_first_n_real_images(
+    mini_splits: dict[str, np.ndarray],
+    reference: tuple[Path, dict],
+    inception_cache: Path,
+    tmp_path: Path,
+) -> None:
+    """The floor of test[:10] against the statistics of test[:10] itself is FID 0; N is checked."""
+    from frugaldiff.config import EvaluationConfig
+    from frugaldiff.evaluate.pipeline import data_floor
+
+    path, _ = reference
+    split = tmp_path / "test.npz"
+    write_npz(split, images=mini_splits["test"][:12], labels=np.zeros(12, dtype=np.int64))
+    cfg = EvaluationConfig(sample_images=10, kid_subsets=5, cleanfid=False, device="cpu")
+    record = data_floor(cfg, split, path, tmp_path / "floor.json", inception_cache)
+    assert json.loads((tmp_path / "floor.json").read_text()) == record
+    assert (record["split"], record["n_images"], record["n_reference"]) == ("test", 10, 10)
+    assert abs(record["metrics"]["fid"]) < 1e-6
+    with pytest.raises(DataError, match=r"sample_images=13 but the floor's split .*holds 12"):
+        data_floor(
+            EvaluationConfig(sample_images=13), split, path, tmp_path / "x.json", inception_cache
+        )

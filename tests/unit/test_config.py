@@ -125,3 +125,11 @@ def test_misspelled_resource_kind_is_named() -> None:
     data["resources"]["trian"] = data["resources"].pop("train")
     with pytest.raises(ConfigError, match=r"resources\.trian is not a rule kind.*'train'"):
         parse_tier_config(data, "smoke.yaml")
+
+
+@pytest.mark.parametrize(("dataset", "resolution"), [("cifar10", 12), ("imagenet64", 16)])
+def test_resolution_only_divides_cifar10(dataset: str, resolution: int) -> None:
+    data = smoke()
+    data["data"].update(dataset=dataset, resolution=resolution)
+    with pytest.raises(ConfigError, match=rf"data\.resolution={resolution} with data\.dataset="):
+        parse_tier_config(data, "smoke.yaml")

@@ -121,3 +121,31 @@ def test_unwritable_results_dir_fails_before_work(mini_archive: Path, tmp_path: 
     out = blocker / "data"  # a directory cannot be made under a file, even as root
     with pytest.raises(FrugaldiffError, match="cannot create output directory"):
         prepare_cifar10(cfg, out / "train.npz", out / "test.npz", out / "meta.json", tmp_path)
+
+
+def test_resolution_area_downsamples_both_splits(
+    mini_archive: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """data.resolution 16: each pixel is the rounded mean of its 2×2 block of the 32² image."""
+    monkeypatch.delenv(ARCHIVE_ENV, raising=False)
+    base = DataConfig(archive=str(mini_archive), md5=(MINI_MD5,), download=False, train_images=8)
+    meta = prepare(DataConfig(**{**base.__dict__, "resolution": 16}), tmp_path / "r16")
+    native = prepare(base, tmp_path / "r32")
+    assert (meta["resolution"], native["resolution"]) == (16, 32)
+    for split in ("train", "test"):
+        small = ImageDataset.load(tmp_path / "r16" / "out" / f"{split}.npz").images
+        full = ImageDataset.load(tmp_path / "r32" / "out" / f"{split}.npz").images
+        assert small.shape == (len(full), 3, 16, 16)
+        assert small.dtype == np.uint8
+        i = 3  # one image by hand: block (y, x) of 2×2 pixels
+        block = full[i, :, 2 * 5 : 2 * 5 + 2, 2 * 7 : 2 * 7 + 2].astype(float)
+        expected = np.rint(block.mean(axis=(1, 2)))
+        np.testing.assert_array_equal(small[i, :, 5, 7], expected)
+
+
+def test_resolution_must_divide_the_image_side() -> None:
+    from frugaldiff.data.images import area_downsample
+
+    images = np.zeros((2, 3, 32, 32), dtype=np.uint8)
+    with pytest.raises(DataError, match=r"data.resolution=12; expected a divisor"):
+        area_downsample(images, 12, "x.npz")

@@ -93,3 +93,26 @@ def test_tables_without_variance_keep_their_columns(tmp_path: Path) -> None:
     table = pd.read_csv(tmp_path / "report" / "tables" / "fid_over_training.csv")
     assert "variance" not in table.columns
     assert "spacing" not in table.columns
+
+
+def test_data_floor_gets_its_table_caption_and_line(tmp_path: Path) -> None:
+    paths = [tmp_path / "m.json"]
+    write_json(paths[0], record(50, 300.0, 0.2))
+    floor = tmp_path / "floor.json"
+    metrics = {"fid": 41.25, "fid_cleanfid": None, "kid_mean": 0.002, "kid_std": 0.0004}
+    write_json(
+        floor,
+        {"split": "test", "reference_split": "train", "n_images": 32, "n_reference": 256,
+         "metrics": metrics},
+    )  # fmt: skip
+    build_report(paths, [], tmp_path / "report", "t", "baseline", floor=floor)
+    table = pd.read_csv(tmp_path / "report" / "tables" / "data_floor.csv")
+    assert table.to_dict("records") == [
+        {"images": "32 real test images", "reference": "256 train images", "fid": 41.25,
+         "kid_mean": 0.002, "kid_std": 0.0004}
+    ]  # fmt: skip
+    md = (tmp_path / "report" / "tables" / "fid_over_training.md").read_text()
+    assert "floor: FID 41.25 of 32 real test images" in md
+    write_json(floor, {"split": "test"})
+    with pytest.raises(DataError, match=r"floor\.json: data floor record lacks key"):
+        build_report(paths, [], tmp_path / "report2", "t", "baseline", floor=floor)

@@ -30,7 +30,7 @@ def test_lint_is_clean(tmp_path: Path) -> None:
     assert "Lints for" not in result.stdout, result.stdout
 
 
-@pytest.mark.parametrize("tier", ["smoke", "cifar10"])
+@pytest.mark.parametrize("tier", ["smoke", "cpu", "cifar10"])
 def test_tier_dry_runs(tier: str, tmp_path: Path) -> None:
     result = snakemake(
         "-n",
@@ -47,6 +47,7 @@ def test_tier_dry_runs(tier: str, tmp_path: Path) -> None:
         "generate_samples",
         "compute_metrics",
         "reference_stats",
+        "data_floor",
         "make_report",
     ):
         assert rule in result.stdout, f"{rule} missing from the {tier} plan"
@@ -92,6 +93,9 @@ def test_smoke_dag_end_to_end_then_nothing_to_do(tmp_path: Path) -> None:
         for name in ["fid_vs_iteration", *figures]:
             for fmt in ("png", "pdf"):
                 assert (report / study / "figures" / f"{name}.{fmt}").stat().st_size > 0
+        floor = pd.read_csv(report / study / "tables" / "data_floor.csv")
+        assert floor["images"].tolist() == ["32 real test images"]
+        assert floor["fid"].gt(0).all()
         tidy = pd.read_csv(report / study / "metrics_tidy.csv")
         fid = tidy[tidy["metric"] == "fid"]["value"]
         assert fid.notna().all()

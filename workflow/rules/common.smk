@@ -34,6 +34,10 @@ STUDIES = sorted({spec.study for spec in TIER.runs.values()})
 CACHE = f"{TIER.results_dir}/cache"
 DATASET = TIER.data.dataset
 DATA = f"{RESULTS}/data/{DATASET}"
+# The data floor (data_floor in evaluate.smk): N real images of the split that is not the
+# reference.
+FLOOR_SPLIT = TIER.evaluation.floor_split
+FLOOR = f"{RESULTS}/reference/{DATASET}-{FLOOR_SPLIT}-floor.json"
 # What training reads: the uint8 split, or its cached latents when the tier sets data.latent.
 TRAIN_INPUT = f"{DATA}/latents/train.npz" if TIER.data.latent else f"{DATA}/train.npz"
 # Jobs find the `frugaldiff` CLI of the Python that runs Snakemake, so no venv needs activating

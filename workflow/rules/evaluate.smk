@@ -26,6 +26,36 @@ rule reference_stats:
         " > {log} 2>&1"
 
 
+# FID/KID of as many real images of the other split as a sample set has samples: the best a
+# perfect generator can expect at this N (printed beside every study's FIDs).
+rule data_floor:
+    input:
+        config=f"{RESULTS}/config/evaluation.yaml",
+        data=f"{DATA}/{FLOOR_SPLIT}.npz",
+        reference=f"{RESULTS}/reference/{DATASET}-{TIER.evaluation.reference_split}.npz",
+    output:
+        FLOOR,
+    params:
+        cache_dir=f"{CACHE}/inception",
+    log:
+        f"{RESULTS}/logs/data_floor/{DATASET}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/data_floor/{DATASET}.tsv"
+    conda:
+        ENVIRONMENT
+    threads: resources_for("evaluate", "cpus")
+    resources:
+        **job_resources("evaluate"),
+    shell:
+        "exec frugaldiff --threads {threads} floor"
+        " --config {input.config}"
+        " --data {input.data}"
+        " --reference {input.reference}"
+        " --cache-dir {params.cache_dir}"
+        " --out {output}"
+        " > {log} 2>&1"
+
+
 rule compute_metrics:
     input:
         config=run_path("config.yaml"),

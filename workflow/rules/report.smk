@@ -6,6 +6,7 @@ rule make_report:
     input:
         metrics=metrics_of_study,
         summaries=summaries_of_study,
+        floor=FLOOR,
     output:
         tidy=f"{RESULTS}/report/{{study}}/metrics_tidy.csv",
         tables=directory(f"{RESULTS}/report/{{study}}/tables"),
@@ -22,5 +23,6 @@ rule make_report:
         " --summaries {input.summaries}"
         " --tier {params.tier}"
         " --study {wildcards.study}"
+        " --floor {input.floor}"
         " --out-dir $(dirname {output.tidy})"
         " > {log} 2>&1"

@@ -46,6 +46,7 @@ class DataConfig:
     download: bool = True  # allowed to fetch the official archive when no local copy is named
     train_images: int | None = None  # first N training images (None: all)
     test_images: int | None = None
+    resolution: int | None = None  # area-downsample to this side (cifar10; None: native 32)
     latent: LatentConfig | None = None  # None: pixel space
 
 
@@ -192,6 +193,11 @@ class SampleSetConfig:
 @dataclass(frozen=True)
 class EvaluationConfig:
     """The evaluation protocol of a tier (papers/evaluation.md)."""
+
+    @property
+    def floor_split(self) -> str:
+        """The split whose first `sample_images` images give the FID floor (rule data_floor)."""
+        return "test" if self.reference_split == "train" else "train"
 
     reference_split: str = "train"
     reference_images: int | None = None  # first N images of the split (None: all)

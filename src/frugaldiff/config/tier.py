@@ -85,6 +85,12 @@ def parse_tier_config(data: dict[str, Any], source: str) -> TierConfig:
         raise ConfigError(
             f"{source}: data.dataset={tier.data.dataset!r}; expected one of {list(DATASETS)}"
         )
+    resolution = tier.data.resolution
+    if resolution is not None and (tier.data.dataset != "cifar10" or 32 % resolution):
+        raise ConfigError(
+            f"{source}: data.resolution={resolution} with data.dataset={tier.data.dataset!r}; "
+            "downsampling is implemented for cifar10, to a divisor of 32 (16, 8, ...)"
+        )
     unknown = sorted(set(tier.resources) - set(RESOURCE_KINDS))
     if unknown:
         raise ConfigError(

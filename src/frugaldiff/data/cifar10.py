@@ -3,7 +3,8 @@
 The archive is md5-checked before it is read; a wrong or truncated file is an error that names
 the file and both checksums, never silently used. It comes from, in order: the path in the
 env var FRUGALDIFF_CIFAR10_ARCHIVE, the path in the config, or a download of the official archive.
-Output: one .npz per split with uint8 images (N, 3, 32, 32) and int64 labels (N,).
+Output: one .npz per split with uint8 images (N, 3, 32, 32) and int64 labels (N,); with
+`data.resolution` r (a divisor of 32), area-downsampled to (N, 3, r, r).
 """
 
 import logging
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from frugaldiff.config import DataConfig
-from frugaldiff.data.images import check_images
+from frugaldiff.data.images import area_downsample, check_images
 from frugaldiff.errors import DataError
 from frugaldiff.io import atomic_write, ensure_writable_dir, write_json, write_npz
 from frugaldiff.provenance import md5_file
@@ -118,7 +119,13 @@ def prepare_cifar10(
     md5 = verify_md5(archive, cfg.md5)
     splits = read_archive(archive)
     limits = {"train": cfg.train_images, "test": cfg.test_images}
-    meta: dict[str, object] = {"dataset": "cifar10", "archive": str(archive), "archive_md5": md5}
+    meta: dict[str, object] = {
+        "dataset": "cifar10",
+        "archive": str(archive),
+        "archive_md5": md5,
+        "resolution": cfg.resolution or 32,
+        "resize": "area (block mean)" if cfg.resolution not in (None, 32) else "none",
+    }
     for split, (images, labels) in splits.items():
         limit = limits[split]
         if limit is not None and limit > len(images):
@@ -126,6 +133,8 @@ def prepare_cifar10(
                 f"data.{split}_images={limit} but {archive} has {len(images)} {split} images"
             )
         images, labels = images[:limit], labels[:limit]
+        if cfg.resolution is not None:
+            images = area_downsample(images, cfg.resolution, f"{archive}:{split}")
         write_npz(train_out if split == "train" else test_out, images=images, labels=labels)
         meta[f"{split}_images"] = len(images)
     write_json(meta_out, meta)

@@ -41,6 +41,26 @@ def check_image_count(
         raise DataError(f"{source}: {found} images in {counted}, expected {expected}: {hint}")
 
 
+def area_downsample(images: np.ndarray, side: int, source: Path | str) -> np.ndarray:
+    """uint8 (N, C, H, W) -> uint8 (N, C, side, side): the mean of each (H/side)² block, rounded.
+
+    Box filtering is exact area resampling for an integer factor (what PIL's `Image.BOX` and
+    `reduce` compute), so a downsampled tier's train and test splits, and with them its reference
+    statistics, are one deterministic function of the archive.
+    """
+    n, c, h, w = images.shape
+    if h != w or side > h or h % side:
+        raise DataError(
+            f"{source}: data.resolution={side}; expected a divisor of the images' side {h} "
+            f"(images are {h}x{w})"
+        )
+    factor = h // side
+    if factor == 1:
+        return images
+    blocks = images.reshape(n, c, side, factor, side, factor).astype(np.float64)
+    return np.rint(blocks.mean(axis=(3, 5))).astype(np.uint8)  # (N, C, side, side)
+
+
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """Model output in [-1, 1], (B, C, H, W) float -> uint8 numpy, clipped, rounded."""
     x = ((x.detach().float() + 1.0) * 127.5).round().clamp(0, 255)

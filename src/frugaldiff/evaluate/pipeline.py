@@ -1,4 +1,4 @@
-"""The two evaluation jobs of the DAG: reference statistics of a split, metrics of a sample set.
+"""The evaluation jobs of the DAG: reference statistics, metrics of a sample set, the data floor.
 
 Both read only files and resolved configs, and write one file atomically. A metrics record
 carries everything a reader needs to trust or compare a number (issue 3, item 8): git commit,
@@ -9,6 +9,8 @@ time of sampling and of evaluation.
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from frugaldiff.config import EvaluationConfig, RunConfig, to_dict
 from frugaldiff.data.images import check_images
@@ -42,6 +44,61 @@ def reference_from_dataset(
     )
 
 
+def _evaluate(
+    images: np.ndarray, reference: Path, cfg: EvaluationConfig, cache_dir: Path, source: Path
+) -> dict[str, Any]:
+    """evaluate_samples with the tier's evaluation protocol (device, batch, KID, clean-fid)."""
+    return evaluate_samples(
+        images,
+        reference,
+        cache_dir=cache_dir,
+        device=str(resolve_device(cfg.device)),
+        batch_size=cfg.feature_batch_size,
+        kid_subsets=cfg.kid_subsets,
+        kid_subset_size=cfg.kid_subset_size,
+        with_cleanfid=cfg.cleanfid,
+        source=source,
+    )
+
+
+def data_floor(
+    cfg: EvaluationConfig, data: Path, reference: Path, out: Path, cache_dir: Path
+) -> dict[str, Any]:
+    """FID/KID of the first `sample_images` real images of the other split vs the reference.
+
+    FID falls with N and is far from 0 between two sets of real images at small N (Heusel et
+    al. 2017; docs on evaluation): this number, at the very N of every sample set, is the best a
+    perfect generator could expect, so the report prints it beside the models' FIDs.
+    """
+    images = check_images(read_npz(data, "images", mmap=True)["images"], data)
+    n = cfg.sample_images
+    if n > len(images):
+        raise DataError(
+            f"evaluation.sample_images={n} but the floor's split {data} holds {len(images)} "
+            "images: the floor needs as many real images as every sample set has samples"
+        )
+    start = time.perf_counter()
+    result = _evaluate(images[:n], reference, cfg, cache_dir, data)
+    record = {
+        "split": data.stem,
+        "reference_split": cfg.reference_split,
+        "n_images": result["n_images"],
+        "n_reference": result["n_reference"],
+        "metrics": {k: result[k] for k in ("fid", "fid_cleanfid", "kid_mean", "kid_std")},
+        "provenance": provenance(
+            weights_sha256=result["weights_sha256"],
+            resize_mode=result["resize_mode"],
+            kid_subset_size=result["kid_subset_size"],
+            kid_subsets=cfg.kid_subsets,
+            reference=str(reference),
+            reference_provenance=result["reference_provenance"],
+            evaluation_wall_seconds=time.perf_counter() - start,
+        ),
+    }
+    write_json(out, record)
+    return record
+
+
 def evaluate_sample_set(
     run: RunConfig,
     samples: Path,
@@ -59,17 +116,7 @@ def evaluate_sample_set(
         )
     ev = run.evaluation
     start = time.perf_counter()
-    result = evaluate_samples(
-        images,
-        reference,
-        cache_dir=cache_dir,
-        device=str(resolve_device(ev.device)),
-        batch_size=ev.feature_batch_size,
-        kid_subsets=ev.kid_subsets,
-        kid_subset_size=ev.kid_subset_size,
-        with_cleanfid=ev.cleanfid,
-        source=samples,
-    )
+    result = _evaluate(images, reference, ev, cache_dir, samples)
     eval_seconds = time.perf_counter() - start
     checkpoint = Path(meta["checkpoint"])
     record = {

@@ -45,6 +45,11 @@ def _latent_dit(hidden_size: int, depth: int, num_heads: int) -> DiTConfig:
 _DIT_SMOKE = DiTConfig(
     image_size=32, patch_size=4, hidden_size=64, depth=2, num_heads=2, num_classes=10
 )
+# cpu tier (2 CPU cores, minutes per run) on 16×16 CIFAR-10: patch 2 -> 64 tokens, width 128,
+# depth 4 (1.3M parameters, ~270 training images/s at batch 64 on 2 cores; README, cpu tier).
+_DIT_CPU = DiTConfig(
+    image_size=16, patch_size=2, hidden_size=128, depth=4, num_heads=4, num_classes=10
+)
 _DIT_CIFAR10 = DiTConfig(
     image_size=32, patch_size=2, hidden_size=384, depth=12, num_heads=6, num_classes=10
 )
@@ -88,6 +93,20 @@ MODEL_SIZES: dict[str, FamilyConfig] = {
     "dit-smoke": _DIT_SMOKE,
     "microdit-smoke": dataclasses.replace(_DIT_SMOKE, patch_mixer_depth=1, masking="deferred"),
     "microdit-smoke-naive": dataclasses.replace(_DIT_SMOKE, masking="naive"),
+    "dit-cpu": _DIT_CPU,
+    "microdit-cpu": dataclasses.replace(_DIT_CPU, patch_mixer_depth=1, masking="deferred"),
+    "microdit-cpu-naive": dataclasses.replace(_DIT_CPU, masking="naive"),
+    # cpu tier's U-Net (distillation) on 16×16: 32 / [1, 2] / 1 / none (~0.45 s per step of 64
+    # on one core).
+    "unet-cpu": UNetConfig(
+        image_size=16,
+        base_channels=32,
+        channel_mult=(1, 2),
+        num_res_blocks=1,
+        attention_resolutions=(),
+        num_classes=10,
+        num_groups=8,
+    ),
     "dit-cifar10": _DIT_CIFAR10,
     "microdit-cifar10": dataclasses.replace(_DIT_CIFAR10, patch_mixer_depth=2, masking="deferred"),
     "microdit-cifar10-naive": dataclasses.replace(_DIT_CIFAR10, masking="naive"),

@@ -87,10 +87,36 @@ def load_summaries(paths: list[Path]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=None if rows else ["run"])
 
 
+def load_floor(path: Path) -> pd.DataFrame:
+    """The data floor's record (rule data_floor) -> a one-row table of what it measured."""
+    record = read_json(path)
+    try:
+        metrics = record["metrics"]
+        row = {
+            "images": f"{record['n_images']} real {record['split']} images",
+            "reference": f"{record['n_reference']} {record['reference_split']} images",
+            "fid": metrics["fid"],
+            "kid_mean": metrics["kid_mean"],
+            "kid_std": metrics["kid_std"],
+        }
+    except KeyError as err:
+        raise DataError(f"{path}: data floor record lacks key {err}") from err
+    return pd.DataFrame([row])
+
+
 def build_report(
-    metrics_paths: list[Path], summary_paths: list[Path], out_dir: Path, tier: str, study: str
+    metrics_paths: list[Path],
+    summary_paths: list[Path],
+    out_dir: Path,
+    tier: str,
+    study: str,
+    floor: Path | None = None,
 ) -> list[Path]:
-    """Write the study's tidy frame, tables and figures under out_dir; return every path."""
+    """Write the study's tidy frame, tables and figures under out_dir; return every path.
+
+    `floor` (the data_floor record) adds its table and a line at its FID on the FID figure: the
+    FID of real images at the samples' N, below which no model of the tier can be read.
+    """
     if study not in STUDY_BUILDERS:
         raise ConfigError(f"study={study!r}; expected one of {sorted(STUDY_BUILDERS)}")
     tidy = collect_metrics(metrics_paths)
@@ -100,14 +126,31 @@ def build_report(
     with atomic_write(tidy_path) as tmp:
         tidy.to_csv(tmp, index=False)
     written.append(tidy_path)
+    floor_table = load_floor(floor) if floor is not None else None
+    floor_note = (
+        ""
+        if floor_table is None
+        else f"; floor: FID {floor_table['fid'].iloc[0]:.2f} of "
+        f"{floor_table['images'].iloc[0]} vs the same reference"
+    )
     tables: Tables = {
         "fid_over_training": (
-            f"FID over training, study {study}, tier {tier} (measured; N images in n_images)",
+            f"FID over training, study {study}, tier {tier} (measured; N images in n_images"
+            f"{floor_note})",
             fid_over_training(tidy),
         )
     }
+    if floor_table is not None:
+        tables["data_floor"] = (
+            f"Data floor, tier {tier}: FID and KID of real held-out images at the samples' N "
+            "against the reference statistics (the best a perfect generator can expect at this N)",
+            floor_table,
+        )
+    floor_fid = None if floor_table is None else float(floor_table["fid"].iloc[0])
     figures: Figures = {
-        "fid_vs_iteration": fid_vs_iteration(tidy, f"{study}: FID vs training iteration ({tier})")
+        "fid_vs_iteration": fid_vs_iteration(
+            tidy, f"{study}: FID vs training iteration ({tier})", floor=floor_fid
+        )
     }
     extra_tables, extra_figures = STUDY_BUILDERS[study](tidy, summaries, tier)
     tables.update(extra_tables)

@@ -32,8 +32,11 @@ def save_figure(fig: plt.Figure, out_stem: Path) -> list[Path]:
     return paths
 
 
-def fid_vs_iteration(tidy: pd.DataFrame, title: str) -> plt.Figure:
-    """FID (torch-fidelity pipeline) vs training iteration, hue = run, style = sample set."""
+def fid_vs_iteration(tidy: pd.DataFrame, title: str, floor: float | None = None) -> plt.Figure:
+    """FID (torch-fidelity pipeline) vs training iteration, hue = run, style = sample set.
+
+    `floor`: the data floor's FID (real held-out images at the same N), drawn as a grey line.
+    """
     fid = tidy[tidy["metric"] == "fid"].copy()
     fid["sample set"] = fid.apply(sample_set_label, axis=1)
     sns.set_theme(style="whitegrid", context="paper")
@@ -53,6 +56,8 @@ def fid_vs_iteration(tidy: pd.DataFrame, title: str) -> plt.Figure:
         ax.set_xscale("log")
         ax.set_xticks(iterations, [f"{int(i):,}" for i in iterations])
         ax.minorticks_off()
+    if floor is not None:
+        ax.axhline(floor, color="0.4", linestyle="--", linewidth=1, label="real images (floor)")
     n_images = sorted(fid["n_images"].unique())
     ax.set_xlabel("training iteration")
     ax.set_ylabel(f"FID ({', '.join(str(n) for n in n_images)} samples)")
