@@ -8,10 +8,14 @@ batch on synthetic images of the tier's shape, wired as the DAG wires them (init
 from the teacher, two halvings of a chain shortened to start at 4 steps), and draws a few images
 with each kind of sample set of each run at a few steps. It prints seconds and, on CUDA, peak
 memory per job: a first measurement of a new machine, never a result. FID is not computed (the
-smoke tier runs the evaluation path end to end). Latent tiers (the paper tiers) train on
-synthetic latents of their shape, so DiT-XL/2 at its own batch is a real memory check, but
-their sampling is not checked: decoding needs the VAE's weights. Everything is written to a
-scratch folder.
+smoke tier runs the evaluation path end to end). With `--batch 0` (each run's own batch) every
+check also projects the hours of the real jobs it stands for: training from its last step's
+time × the run's iterations; sampling from its seconds per image and step (a batch of up to 64
+images) × every real sample set of its kind (images × steps); evaluation from the Inception
+network's measured images/s × every image the tier's FIDs encode. Latent tiers (the paper
+tiers) train on synthetic latents of their shape, so DiT-XL/2 at its own batch is a real
+memory check, but their sampling is not checked: decoding needs the VAE's weights. Everything
+is written to a scratch folder.
 """
 
 import contextlib
@@ -154,12 +158,34 @@ def sample_set_kinds(
     """
     kinds: dict[tuple, SampleSetConfig] = {}
     for s in sets:
-        key = (s.solver, s.variance, s.spacing, s.clip_x0, s.w != 0.0, s.jump_model, s.steps)
+        key = (*set_kind(s), s.steps)
         if max_steps is not None:
             s = dataclasses.replace(s, steps=max(min(s.steps, max_steps), 2))
             key = key[:-1]
         kinds.setdefault(key, s)
     return list(kinds.values())
+
+
+def set_kind(s: SampleSetConfig) -> tuple:
+    """What makes two sample sets cost the same per image and step (all but steps and w)."""
+    return (s.solver, s.variance, s.spacing, s.clip_x0, s.w != 0.0, s.jump_model)
+
+
+def real_sample_sets(run: RunConfig) -> list[SampleSetConfig]:
+    """Every sample set the DAG draws for `run`: each checkpoint's, then each halving's."""
+    sets = [s for _ in run.train.ckpt_iters for s in _drawn_sets(run)]
+    if run.distill.stage != "none":
+        chain = halving_chain(run.distill.start_steps, run.distill.end_steps)
+        sets += [s for _, s in halving_sample_sets(chain, run.sample_sets)]
+    return sets
+
+
+def _drawn_sets(run: RunConfig) -> tuple[SampleSetConfig, ...]:
+    """A stage-1 student is drawn on its chain's first grid; others at their own steps."""
+    if run.distill.stage == "none":
+        return run.sample_sets
+    start = run.distill.start_steps
+    return tuple(dataclasses.replace(s, steps=start) for s in run.sample_sets)
 
 
 class Preflight:
@@ -187,9 +213,42 @@ class Preflight:
 
     def run_all(self, names: list[str] | None = None) -> list[JobCheck]:
         """Check the named runs (all by default) and the runs they start from."""
-        for name in run_order(self.tier, names):
+        order = run_order(self.tier, names)
+        for name in order:
             self.check_run(name)
+        if self.batch == 0 and self.tier.data.latent is None:
+            self._evaluation(order)
         return self.checks
+
+    def _evaluation(self, runs: list[str]) -> None:
+        """Time the Inception network on a batch; project every FID image of the checked runs.
+
+        The images: each real sample set's, plus the reference statistics and the data floor
+        (computed once per tier). The features are of random images: speed, not a metric.
+        """
+        from frugaldiff.evaluate.features import InceptionFeatures
+
+        ev = self.tier.evaluation
+        images = np.random.default_rng(0).integers(
+            0, 256, size=(ev.feature_batch_size * 2, 3, 16, 16), dtype=np.uint8
+        )
+        sets = sum(len(real_sample_sets(resolve_run(self.tier, r, self.blocks_dir))) for r in runs)
+        reference = ev.reference_images or 0
+        total = sets * ev.sample_images + reference + ev.sample_images
+        with self._measured("(tier)", "evaluate (Inception)") as timing:
+            extractor = InceptionFeatures(
+                self.scratch / "inception", device=self.device, batch_size=ev.feature_batch_size
+            )
+            extractor.features(images[: ev.feature_batch_size], source="preflight warm-up")
+            start = time.perf_counter()
+            extractor.features(images[ev.feature_batch_size :], source="preflight")
+            rate = ev.feature_batch_size / (time.perf_counter() - start)
+            timing["projected_hours"] = total / rate / 3600
+        self.notes.append(
+            f"evaluation: {sets} sample sets x {ev.sample_images} images + reference "
+            f"{reference or 'all of the split'} + floor {ev.sample_images} = {total:,} Inception "
+            f"images at {rate:.1f} images/s" + ("" if reference else " (reference not counted)")
+        )
 
     def check_run(self, name: str) -> None:
         full = resolve_run(self.tier, name, self.blocks_dir)
@@ -206,8 +265,8 @@ class Preflight:
                 "weights preflight does not load)"
             )
             return
-        for sample_set in sample_set_kinds(self._drawn_sets(run)):
-            self._sample(run, ckpt, sample_set, folder)
+        for sample_set in sample_set_kinds(_drawn_sets(run)):
+            self._sample(run, ckpt, sample_set, folder, full)
         if run.distill.stage == "none":
             return
         teacher = ckpt
@@ -219,13 +278,6 @@ class Preflight:
             sets = [s for _, s in halving_sample_sets([n], run.sample_sets)]
             for sample_set in sample_set_kinds(sets, max_steps=None):
                 self._sample(run, teacher, sample_set, folder / f"halve-n{n}")
-
-    def _drawn_sets(self, run: RunConfig) -> tuple[SampleSetConfig, ...]:
-        """A stage-1 student is drawn on its chain's first grid; others at their own steps."""
-        if run.distill.stage == "none":
-            return run.sample_sets
-        start = run.distill.start_steps
-        return tuple(dataclasses.replace(s, steps=start) for s in run.sample_sets)
 
     def _train(
         self,
@@ -251,11 +303,36 @@ class Preflight:
             trainer.publish({trainer.tc.iterations: ckpt}, out / "metrics.jsonl", out / "s.json")
         return ckpt
 
-    def _sample(self, run: RunConfig, ckpt: Path, sample_set: SampleSetConfig, out: Path) -> None:
+    def _sample(
+        self,
+        run: RunConfig,
+        ckpt: Path,
+        sample_set: SampleSetConfig,
+        out: Path,
+        full: RunConfig | None = None,
+    ) -> None:
+        """Draw a few images of `sample_set`; with `full` at batch 0, project its kind's jobs.
+
+        The projection covers every real set of `full` of the same kind (set_kind), each at
+        its own steps and `sample_images`; a halving's checks project nothing (their student's
+        sets are counted in the stage-1 run's sets through real_sample_sets).
+        """
         name = f"{sample_set.solver}-s{sample_set.steps}-w{sample_set.w:g}"
-        request = SampleRequest(ckpt, sample_set, self.images, 0, self.images, self.device)
-        with self._measured(run.name, f"sample {name}"):
+        project = self.batch == 0 and full is not None
+        images = min(run.evaluation.sample_batch_size, 64) if project else self.images
+        request = SampleRequest(ckpt, sample_set, images, 0, images, self.device)
+        with self._measured(run.name, f"sample {name}") as timing:
+            start = time.perf_counter()
             generate_samples(request, out / f"{name}.npz", out / f"{name}.png")
+            per_image_step = (time.perf_counter() - start) / (images * sample_set.steps)
+            if project:
+                kind = set_kind(sample_set)
+                work = sum(
+                    full.evaluation.sample_images * s.steps
+                    for s in real_sample_sets(full)
+                    if set_kind(s) == kind
+                )
+                timing["projected_hours"] = per_image_step * work / 3600
 
     @contextlib.contextmanager
     def _measured(self, run: str, job: str) -> Iterator[dict[str, float]]:
@@ -296,11 +373,16 @@ def format_checks(checks: list[JobCheck], device: str, notes: tuple[str, ...] = 
             f"{cell(c.step_seconds, 7, 3)} {cell(c.projected_hours, 8, 2)}"
         )
     lines.append(f"total {sum(c.seconds for c in checks):.1f} s")
-    projected = [c.projected_hours for c in checks if c.projected_hours is not None]
-    if projected:
-        lines.append(
-            f"projected training at the runs' own batches and budgets: {sum(projected):.1f} "
-            "device-hours (sampling and evaluation not included)"
-        )
+    for what, picked in (
+        ("training", [c for c in checks if c.job == "train" or c.job.startswith("halve")]),
+        ("sampling", [c for c in checks if c.job.startswith("sample")]),
+        ("evaluation", [c for c in checks if c.job.startswith("evaluate")]),
+    ):
+        projected = [c.projected_hours for c in picked if c.projected_hours is not None]
+        if projected:
+            lines.append(
+                f"projected {what} at the runs' own batches and budgets: {sum(projected):.2f} "
+                "device-hours"
+            )
     lines += [f"note: {note}" for note in notes]
     return "\n".join(lines)

@@ -10,6 +10,8 @@ on 2 busy cores), too long for CI.
 import json
 from pathlib import Path
 
+import pytest
+
 from frugaldiff.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,9 +72,22 @@ def test_own_batch_projects_each_runs_training_time(tmp_path: Path) -> None:
     iterations = resolve_run(tier, "speed-baseline", REPO / "configs").train.iterations
     assert train.step_seconds > 0
     assert train.projected_hours == train.step_seconds * iterations / 3600
-    assert all(c.projected_hours is None for c in checks if c.job != "train")
+    # Sampling: 32 images drawn at 4 steps project 2 checkpoints x 32 images x 16 steps.
+    (sample,) = [c for c in checks if c.job.startswith("sample")]
+    assert sample.projected_hours == pytest.approx(sample.seconds * (2 * 16 / 4) / 3600, rel=0.05)
+    (evaluate,) = [c for c in checks if c.job == "evaluate (Inception)"]
+    assert evaluate.projected_hours > 0
+    assert preflight.notes == [
+        "evaluation: 2 sample sets x 32 images + reference 256 + floor 32 = 352 Inception "
+        f"images at {352 / (evaluate.projected_hours * 3600):.1f} images/s"
+    ]
     table = format_checks(checks, "cpu")
-    assert f"{train.projected_hours:.1f} device-hours" in table
+    assert (
+        f"projected training at the runs' own batches and budgets: {train.projected_hours:.2f}"
+        in table
+    )
+    assert "projected sampling" in table
+    assert "projected evaluation" in table
     small = Preflight(tier, REPO / "configs", tmp_path / "b", device="cpu").run_all(
         ["speed-baseline"]
     )

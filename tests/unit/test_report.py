@@ -116,3 +116,28 @@ def test_data_floor_gets_its_table_caption_and_line(tmp_path: Path) -> None:
     write_json(floor, {"split": "test"})
     with pytest.raises(DataError, match=r"floor\.json: data floor record lacks key"):
         build_report(paths, [], tmp_path / "report2", "t", "baseline", floor=floor)
+
+
+def test_sample_grids_show_each_runs_final_model(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from frugaldiff.report.collect import collect_metrics
+    from frugaldiff.report.grids import final_sets
+
+    paths = []
+    for run, it, student_steps in (("a", 50, None), ("a", 100, None), ("d", 10, 4), ("d", 10, 2)):
+        grid = tmp_path / f"{run}-{it}-{student_steps}.png"
+        Image.fromarray(np.full((16, 16, 3), it, dtype=np.uint8)).save(grid)
+        rec = record(it, 100.0 + it, 0.2)
+        rec.update(run=run, student_steps=student_steps, grid=str(grid))
+        paths.append(tmp_path / f"m-{run}-{it}-{student_steps}.json")
+        write_json(paths[-1], rec)
+    final = final_sets(collect_metrics(paths))
+    picked = zip(final["run"], final["iteration"], final["student_steps"], strict=True)
+    assert sorted(picked) == [("a", 100, 0), ("d", 10, 2)]
+    build_report(paths, [], tmp_path / "report", "t", "baseline")
+    assert (tmp_path / "report" / "figures" / "sample_grids.png").stat().st_size > 0
+    (tmp_path / "a-100-None.png").unlink()
+    with pytest.raises(DataError, match=r"its sample grid .*a-100-None\.png is missing"):
+        build_report(paths, [], tmp_path / "report2", "t", "baseline")

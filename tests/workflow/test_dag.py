@@ -90,7 +90,7 @@ def test_smoke_dag_end_to_end_then_nothing_to_do(tmp_path: Path) -> None:
         for name in ["fid_over_training", *tables]:
             for fmt in ("csv", "md", "tex"):
                 assert (report / study / "tables" / f"{name}.{fmt}").stat().st_size > 0
-        for name in ["fid_vs_iteration", *figures]:
+        for name in ["fid_vs_iteration", "sample_grids", *figures]:
             for fmt in ("png", "pdf"):
                 assert (report / study / "figures" / f"{name}.{fmt}").stat().st_size > 0
         floor = pd.read_csv(report / study / "tables" / "data_floor.csv")

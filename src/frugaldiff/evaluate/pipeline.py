@@ -138,6 +138,7 @@ def evaluate_sample_set(
         "spacing": meta.get("spacing"),  # trailing | iddpm
         "jump_model": meta.get("jump_model"),
         "train_grid": meta.get("train_grid"),
+        "grid": str(samples.parent / "grid.png"),  # written beside images.npz by the sampler
         "nfe_per_image": meta["nfe_per_image"],
         "seconds_per_image": meta["seconds_per_image"],
         "n_images": result["n_images"],

@@ -16,6 +16,7 @@ from frugaldiff.errors import ConfigError, DataError
 from frugaldiff.io import atomic_write, read_json
 from frugaldiff.report.collect import collect_metrics
 from frugaldiff.report.distill import distill_table, fid_is_tradeoff, fid_vs_steps
+from frugaldiff.report.grids import sample_grids
 from frugaldiff.report.masking import fid_vs_mask_ratio, fid_vs_training_cost, masked_table
 from frugaldiff.report.plots import fid_vs_iteration, save_figure
 from frugaldiff.report.speedup import speedup_table
@@ -150,7 +151,8 @@ def build_report(
     figures: Figures = {
         "fid_vs_iteration": fid_vs_iteration(
             tidy, f"{study}: FID vs training iteration ({tier})", floor=floor_fid
-        )
+        ),
+        "sample_grids": sample_grids(tidy, f"{study}: samples of each run's final model ({tier})"),
     }
     extra_tables, extra_figures = STUDY_BUILDERS[study](tidy, summaries, tier)
     tables.update(extra_tables)

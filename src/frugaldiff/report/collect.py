@@ -35,6 +35,7 @@ OPTIONAL_COLUMNS = (
     "train_grid",
     "variance",  # ancestral: large | small | learned
     "spacing",  # trailing | iddpm
+    "grid",  # the sample set's grid.png (the first 64 images the metrics were measured on)
 )
 METRICS = ("fid", "fid_cleanfid", "kid_mean", "kid_std", "inception_score")
 
