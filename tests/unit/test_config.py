@@ -133,3 +133,16 @@ def test_resolution_only_divides_cifar10(dataset: str, resolution: int) -> None:
     data["data"].update(dataset=dataset, resolution=resolution)
     with pytest.raises(ConfigError, match=rf"data\.resolution={resolution} with data\.dataset="):
         parse_tier_config(data, "smoke.yaml")
+
+
+def test_s_half_from_a_student_grid_chain_is_refused() -> None:
+    """Meng et al. (arXiv 2210.03142, Sec. 4.2): S's N/2-step jumps need the `fine` grid."""
+    from frugaldiff.config import DistillConfig
+
+    assert DistillConfig().train_grid == "fine"
+    data = smoke()
+    data["runs"]["distill-student"]["distill"]["train_grid"] = "student"
+    with pytest.raises(ConfigError, match=r"distill-student\.sample_sets\[2\] draw S with"):
+        parse_tier_config(data, "smoke.yaml")
+    data["runs"]["distill-student"]["sample_sets"][2]["jump_model"] = "same"
+    parse_tier_config(data, "smoke.yaml")

@@ -130,7 +130,10 @@ class DistillConfig:
     end_steps: int = 2  # the last halving's student steps
     halving_iterations: int = 50
     halving_lr: float = 1e-4  # linear to 0, no warm-up, no EMA, fresh AdamW per halving
-    train_grid: str = "student"  # student | fine (guided_distillation.md (d))
+    # student | fine (guided_distillation.md (d)). "fine" is the grid S's default jump model
+    # "half" needs (its N/2-step student is evaluated at odd multiples of 1/N); a run drawing S
+    # `half` from a "student"-grid chain is a config error (config/tier.py).
+    train_grid: str = "fine"
 
 
 @dataclass(frozen=True)

@@ -140,6 +140,18 @@ def parse_tier_config(data: dict[str, Any], source: str) -> TierConfig:
                     f"{s.solver!r}; expected one of {list(GRID_SPACINGS)} (heun: 'trailing', "
                     "it samples on EDM's sigma grid)"
                 )
+        half = [
+            i
+            for i, s in enumerate(run.sample_sets)
+            if s.solver == "stochastic" and s.jump_model == "half"
+        ]
+        if run.distill.stage == "guidance" and run.distill.train_grid == "student" and half:
+            raise ConfigError(
+                f"{source}: runs.{name}.sample_sets{half} draw S with jump_model 'half', but "
+                f"runs.{name}.distill.train_grid='student': the N/2-step student would be "
+                "evaluated at odd multiples of 1/N, off its training grid; set train_grid: fine "
+                "(the default) or jump_model: same"
+            )
         if tier.data.latent is not None:
             clipped = [i for i, s in enumerate(run.sample_sets) if s.clip_x0]
             if clipped:

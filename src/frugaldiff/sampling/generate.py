@@ -86,13 +86,11 @@ class SampleSetDrawer:
             raise ConfigError(f"{request.checkpoint}: {err}") from err
         # The grid a halving's times were drawn from, recorded beside every number (d).
         self.train_grid = self.run.distill.train_grid if self.halving else None
-        if self.jump_model == "half" and self.train_grid == "student":
-            log.warning(
-                "%s: S jump_model half evaluates this %s-step student at odd multiples of 1/%s, "
-                "off its train_grid 'student' (guided_distillation.md d expects 'fine')",
-                request.checkpoint,
-                self.student_steps,
-                sample_set.steps,
+        if self.jump_model == "half" and self.train_grid == "student":  # tier.py refuses it too
+            raise ConfigError(
+                f"{request.checkpoint}: S jump_model half would evaluate this "
+                f"{self.student_steps}-step student at odd multiples of 1/{sample_set.steps}, off "
+                "its train_grid 'student'; distil with train_grid: fine or use jump_model: same"
             )
         learn_sigma = self.run.diffusion.learn_sigma
         if sample_set.variance == "learned" and not learn_sigma:
