@@ -59,9 +59,20 @@ def timed(step: Callable[[], None], steps: int, device: torch.device) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def bench(size: str, batch: int, steps: int, warmup: int, device: torch.device, bf16: bool) -> dict:
+def bench(
+    size: str,
+    batch: int,
+    steps: int,
+    warmup: int,
+    device: torch.device,
+    bf16: bool,
+    compiled: bool = False,
+) -> dict:
+    """One size's step time; `compiled` runs the step with torch.compile'd model forward."""
     model = build_model(ModelConfig(name=size)).to(device)
     objective = DiffusionObjective.from_config(DiffusionConfig(), model.cfg.num_classes)
+    if compiled:
+        model.forward = torch.compile(model.forward)  # same module and weights, fused kernels
     step = make_train_step(model, objective, batch, device, bf16)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -89,6 +100,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (as precision: bf16)")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time each size with torch.compile and print compiled / eager images/s",
+    )
     args = parser.parse_args()
     device = resolve_device(args.device)
     print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
@@ -99,6 +115,14 @@ def main() -> None:
             f"{r['step_seconds'] * 1e3:8.1f} ms/step, {r['images_per_second']:8.1f} images/s, "
             f"peak {r['peak_mib']:.0f} MiB"
         )
+        if args.compile:
+            start = time.perf_counter()
+            c = bench(size, args.batch, args.steps, args.warmup, device, args.bf16, compiled=True)
+            print(
+                f"{'':>14}  torch.compile: {c['images_per_second']:8.1f} images/s, "
+                f"{c['images_per_second'] / r['images_per_second']:.2f}x eager "
+                f"(compile + warm-up + timed steps {time.perf_counter() - start:.0f} s)"
+            )
 
 
 if __name__ == "__main__":

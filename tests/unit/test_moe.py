@@ -366,3 +366,27 @@ def test_count_equals_an_instantiated_small_model(
     out = model(x, torch.rand(2, generator=generator), torch.tensor([0, 10]))
     assert out.shape == (2, 16, 4 * shape.out_channels)
     assert torch.isfinite(out).all()
+
+
+def test_expert_output_init_shrinks_with_depth_as_microdit() -> None:
+    """Backbone block i's experts start at std 0.02/√(2(i+1)) (official MicroDiT init)."""
+    from frugaldiff.models.dit import DiT, DiTConfig, moe_out_init_std
+
+    torch.manual_seed(0)
+    cfg = DiTConfig(
+        image_size=8, patch_size=2, hidden_size=64, depth=6, num_heads=2, num_classes=10,
+        ffn="moe", moe_every=2, num_experts=4,
+    )  # fmt: skip
+    model = DiT(cfg)
+    checked = 0
+    for i, block in enumerate(model.blocks):
+        w2 = getattr(block.ffn if hasattr(block, "ffn") else block.mlp, "w2", None)
+        if w2 is None:
+            continue
+        expected = moe_out_init_std(i, cfg.depth, in_mixer=False)
+        # trunc_normal_ cuts at ±2 absolute, far beyond these stds: the sample std is the std
+        assert w2.std().item() == pytest.approx(expected, rel=0.05), i
+        checked += 1
+    assert checked == 2  # blocks 1 and 3 (every 2nd, the last dense)
+    assert moe_out_init_std(3, 6, in_mixer=False) == pytest.approx(0.02 / 8**0.5)
+    assert moe_out_init_std(0, 2, in_mixer=True) == pytest.approx(0.01)

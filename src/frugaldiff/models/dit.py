@@ -149,13 +149,34 @@ def stack_widths(cfg: DiTConfig, depth: int, *, in_mixer: bool) -> list[BlockWid
     return [BlockWidths(attn, heads, hidden) for attn, heads, hidden in rows]
 
 
-def build_ffn(cfg: DiTConfig, widths: BlockWidths, moe: bool) -> nn.Module:
-    """A GELU MLP, or MicroDiT's expert-choice MoE (imported only when a config asks for it)."""
+def moe_out_init_std(index: int, depth: int, *, in_mixer: bool) -> float:
+    """MicroDiT's init std of a block's output projection (arXiv 2407.15811, official code).
+
+    Backbone block i (0-based): 0.02/√(2(i+1)), so deeper residual branches start smaller; a
+    patch-mixer block: 0.02/√(2·depth of the mixer).
+    """
+    return 0.02 / math.sqrt(2 * (depth if in_mixer else index + 1))
+
+
+def build_ffn(
+    cfg: DiTConfig, widths: BlockWidths, moe: bool, out_init_std: float = 0.02
+) -> nn.Module:
+    """A GELU MLP, or MicroDiT's expert-choice MoE (imported only when a config asks for it).
+
+    `out_init_std` is the MoE experts' output-projection init (moe_out_init_std); the dense MLP
+    keeps DiT's Xavier init.
+    """
     if not moe:
         return Mlp(cfg.hidden_size, widths.ffn_dim)
     from frugaldiff.models.moe import ExpertChoiceMoE  # optional until a config asks for MoE
 
-    return ExpertChoiceMoE(cfg.hidden_size, widths.ffn_dim, cfg.num_experts, cfg.capacity_factor)
+    return ExpertChoiceMoE(
+        cfg.hidden_size,
+        widths.ffn_dim,
+        cfg.num_experts,
+        cfg.capacity_factor,
+        out_init_std=out_init_std,
+    )
 
 
 def _stack(cfg: DiTConfig, depth: int, *, in_mixer: bool) -> nn.ModuleList:
@@ -163,7 +184,12 @@ def _stack(cfg: DiTConfig, depth: int, *, in_mixer: bool) -> nn.ModuleList:
     moe = moe_blocks(cfg, depth, dense_last=not in_mixer)
     widths = stack_widths(cfg, depth, in_mixer=in_mixer)
     return nn.ModuleList(
-        DiTBlock(cfg.hidden_size, w, build_ffn(cfg, w, i in moe)) for i, w in enumerate(widths)
+        DiTBlock(
+            cfg.hidden_size,
+            w,
+            build_ffn(cfg, w, i in moe, moe_out_init_std(i, depth, in_mixer=in_mixer)),
+        )
+        for i, w in enumerate(widths)
     )
 
 
