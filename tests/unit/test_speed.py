@@ -329,3 +329,19 @@ def test_method_blocks_form_the_component_ablation(
         assert (cfg.loss_weighting.ceiling, cfg.loss_weighting.tau) == (0.6, 700)
         assert cfg.loss_weighting.tail_weight == 1.0
     DiffusionObjective.from_config(cfg, null_label=10)  # builds
+
+
+@pytest.mark.parametrize("paper", ["speed_ffhq256", "speed_metfaces256"])
+def test_paper_tiers_run_the_official_only_sample_component(paper: str) -> None:
+    """speed-sampler-nodual: the sampler's law without dual steps, beside the dual run."""
+    import yaml
+
+    from frugaldiff.config import parse_tier_config, resolve_run
+
+    repo = Path(__file__).resolve().parents[2]
+    path = repo / "configs" / "paper" / f"{paper}.yaml"
+    tier = parse_tier_config(yaml.safe_load(path.read_text()), str(path))
+    nodual = resolve_run(tier, "speed-sampler-nodual", repo / "configs").diffusion.timesteps
+    dual = resolve_run(tier, "speed-sampler", repo / "configs").diffusion.timesteps
+    assert (nodual.name, nodual.dual, dual.dual) == ("speed", False, True)
+    assert (nodual.k, nodual.tau) == (dual.k, dual.tau)

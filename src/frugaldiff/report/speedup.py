@@ -17,7 +17,13 @@ from frugaldiff.report.collect import sample_set_label
 from frugaldiff.report.paper_values import load_paper_values
 
 BASELINE_METHOD = "baseline"
-VARIANT_ORDER = ("baseline", "speed-sampler", "speed-weighting", "speed")  # the paper's ablation
+VARIANT_ORDER = (  # the paper's ablation, and the official only_sample component
+    "baseline",
+    "speed-sampler-nodual",
+    "speed-sampler",
+    "speed-weighting",
+    "speed",
+)
 SPEEDUP_CLAIM = "wang2024_speed/claim_speedup_abstract"
 
 
