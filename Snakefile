@@ -54,3 +54,16 @@ rule tables:
 rule figures:
     input:
         [path for study in STUDIES for path in report_figures(study)],
+
+
+# Partial runs: every training job (runs, fine-tuning, stage 1, halvings), or every sample set,
+# with nothing downstream. `--until train_model` cannot do this where training jobs chain
+# (init_from, halvings): Snakemake 9 never readies the dependents of an --until job.
+rule train:
+    input:
+        all_training(),
+
+
+rule samples:
+    input:
+        all_sample_sets(),

@@ -134,8 +134,8 @@ def halvings_of(run):
     return halving_chain(d.start_steps, d.end_steps) if d.stage == "guidance" else []
 
 
-def metrics_of(run):
-    """Every metrics file of `run`: checkpoint x sample set, plus each halving's sets.
+def sample_sets_of(run):
+    """(checkpoint, sample set) names of every set of `run`: "iter<k>" or "n<N>", "<solver>-s-w".
 
     A halving n draws D and S `same` on its own grid (n steps) and S `half` at 2n steps, where
     it makes the jumps (distill/sampling.py: halving_sample_sets).
@@ -143,14 +143,19 @@ def metrics_of(run):
     from frugaldiff.distill.sampling import halving_sample_sets
 
     spec = TIER.runs[run]
-    paths = [
-        f"{RESULTS}/{run}/metrics/iter{k}/{s.solver}-s{s.steps}-w{s.w:g}.json"
+    pairs = [
+        (f"iter{k}", f"{s.solver}-s{s.steps}-w{s.w:g}")
         for k in spec.train.ckpt_iters
         for s in spec.sample_sets
     ]
     for n, s in halving_sample_sets(halvings_of(run), spec.sample_sets):
-        paths.append(f"{RESULTS}/{run}/metrics/n{n}/{s.solver}-s{s.steps}-w{s.w:g}.json")
-    return list(dict.fromkeys(paths))
+        pairs.append((f"n{n}", f"{s.solver}-s{s.steps}-w{s.w:g}"))
+    return list(dict.fromkeys(pairs))
+
+
+def metrics_of(run):
+    """Every metrics file of `run`: checkpoint x sample set, plus each halving's sets."""
+    return [f"{RESULTS}/{run}/metrics/{ckpt}/{name}.json" for ckpt, name in sample_sets_of(run)]
 
 
 def halving_teacher(wildcards):
@@ -207,6 +212,23 @@ def report_tables(study):
 
 def report_figures(study):
     return [f"{RESULTS}/report/{study}/figures"]
+
+
+def all_training():
+    """Every training output of the tier: each run's summary and each halving's checkpoint."""
+    paths = [f"{RESULTS}/{run}/train/summary.json" for run in TIER.runs]
+    for run in TIER.runs:
+        paths += [f"{RESULTS}/{run}/halving/n{n}/ckpt.pt" for n in halvings_of(run)]
+    return paths
+
+
+def all_sample_sets():
+    """Every sample set of the tier (images.npz), the counterpart of every metrics file."""
+    return [
+        f"{RESULTS}/{run}/samples/{ckpt}/{name}/images.npz"
+        for run in TIER.runs
+        for ckpt, name in sample_sets_of(run)
+    ]
 
 
 def report_outputs(study):
