@@ -345,3 +345,16 @@ def test_paper_tiers_run_the_official_only_sample_component(paper: str) -> None:
     dual = resolve_run(tier, "speed-sampler", repo / "configs").diffusion.timesteps
     assert (nodual.name, nodual.dual, dual.dual) == ("speed", False, True)
     assert (nodual.k, nodual.tau) == (dual.k, dual.tau)
+
+
+def test_ffhq_lambda_sweep_runs_at_the_official_k5() -> None:
+    import yaml
+
+    from frugaldiff.config import parse_tier_config, resolve_run
+
+    repo = Path(__file__).resolve().parents[2]
+    path = repo / "configs" / "paper" / "speed_ffhq256.yaml"
+    tier = parse_tier_config(yaml.safe_load(path.read_text()), str(path))
+    for run, ceiling in (("speed-lambda05", 0.5), ("speed-lambda08", 0.8), ("speed-lambda1", 1.0)):
+        diffusion = resolve_run(tier, run, repo / "configs").diffusion
+        assert (diffusion.timesteps.k, diffusion.loss_weighting.ceiling) == (5.0, ceiling), run
