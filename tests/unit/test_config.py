@@ -146,3 +146,12 @@ def test_s_half_from_a_student_grid_chain_is_refused() -> None:
         parse_tier_config(data, "smoke.yaml")
     data["runs"]["distill-student"]["sample_sets"][2]["jump_model"] = "same"
     parse_tier_config(data, "smoke.yaml")
+
+
+def test_a_floor_larger_than_the_test_split_fails_before_any_job() -> None:
+    data = smoke()
+    data["evaluation"]["sample_images"] = 300  # the smoke tier keeps 256 test images
+    with pytest.raises(ConfigError, match=r"evaluation\.floor needs .*sample_images=300.*has 256"):
+        parse_tier_config(data, "smoke.yaml")
+    data["evaluation"]["floor"] = False
+    parse_tier_config(data, "smoke.yaml")

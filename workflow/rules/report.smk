@@ -6,13 +6,14 @@ rule make_report:
     input:
         metrics=metrics_of_study,
         summaries=summaries_of_study,
-        floor=FLOOR,
+        floor=[FLOOR] if TIER.evaluation.floor else [],
     output:
         tidy=f"{RESULTS}/report/{{study}}/metrics_tidy.csv",
         tables=directory(f"{RESULTS}/report/{{study}}/tables"),
         figures=directory(f"{RESULTS}/report/{{study}}/figures"),
     params:
         tier=TIER.tier,
+        floor=f"--floor {FLOOR}" if TIER.evaluation.floor else "",
     log:
         f"{RESULTS}/logs/make_report/{{study}}.log",
     conda:
@@ -23,6 +24,6 @@ rule make_report:
         " --summaries {input.summaries}"
         " --tier {params.tier}"
         " --study {wildcards.study}"
-        " --floor {input.floor}"
+        " {params.floor}"
         " --out-dir $(dirname {output.tidy})"
         " > {log} 2>&1"

@@ -211,4 +211,5 @@ class EvaluationConfig:
     kid_subsets: int = 100
     kid_subset_size: int = 1000
     cleanfid: bool = True
+    floor: bool = True  # the data floor (rule data_floor): needs sample_images held-out images
     device: str = "auto"

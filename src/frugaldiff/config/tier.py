@@ -76,6 +76,9 @@ class RunConfig:
     distill: DistillConfig = field(default_factory=DistillConfig)
 
 
+CIFAR10_TEST_IMAGES = 10_000  # the official test batch
+
+
 def parse_tier_config(data: dict[str, Any], source: str) -> TierConfig:
     """Validate a whole tier config (the Snakefile calls this before any job)."""
     tier = from_dict(TierConfig, data, source)
@@ -90,6 +93,15 @@ def parse_tier_config(data: dict[str, Any], source: str) -> TierConfig:
         raise ConfigError(
             f"{source}: data.resolution={resolution} with data.dataset={tier.data.dataset!r}; "
             "downsampling is implemented for cifar10, to a divisor of 32 (16, 8, ...)"
+        )
+    ev = tier.evaluation
+    held_out = tier.data.test_images or CIFAR10_TEST_IMAGES
+    cifar_test = ev.floor_split == "test" and tier.data.dataset == "cifar10"
+    if ev.floor and cifar_test and held_out < ev.sample_images:
+        raise ConfigError(
+            f"{source}: evaluation.floor needs evaluation.sample_images={ev.sample_images} "
+            f"real test images, but the test split has {held_out}; set evaluation.floor: "
+            "false (or fewer sample_images)"
         )
     unknown = sorted(set(tier.resources) - set(RESOURCE_KINDS))
     if unknown:
