@@ -13,10 +13,15 @@ from frugaldiff.report.publish import publish
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
-def _tier(root: Path, commits: tuple[str, ...] = (COMMIT, COMMIT)) -> Path:
-    """results/<tier> with one study `speed` of two runs, as the DAG lays it out."""
-    tier = root / "results" / "t"
-    report = tier / "report" / "speed"
+def _tier(
+    root: Path,
+    commits: tuple[str, ...] = (COMMIT, COMMIT),
+    study: str = "speed",
+    tier_name: str = "t",
+) -> Path:
+    """results/<tier> with one study of two runs, as the DAG lays it out."""
+    tier = root / "results" / tier_name
+    report = tier / "report" / study
     (report / "tables").mkdir(parents=True)
     (report / "figures").mkdir()
     table = "| variant | FID |\n|---|---|\n| speed | 12.5 |\n"
@@ -27,12 +32,14 @@ def _tier(root: Path, commits: tuple[str, ...] = (COMMIT, COMMIT)) -> Path:
     metrics.parent.mkdir(parents=True)
     metrics.write_text(json.dumps({"provenance": {"packages": {"torch": "2.14.1"}}}))
     rows = [
-        {"tier": "t", "run": run, "git_commit": commit, "source": str(metrics), "metric": "fid"}
+        {"tier": tier_name, "run": run, "git_commit": commit, "source": str(metrics)}
         for run, commit in zip(("a", "b"), commits, strict=True)
     ]
-    pd.DataFrame(rows).to_csv(report / "metrics_tidy.csv", index=False)
+    pd.DataFrame(rows).assign(metric="fid").to_csv(report / "metrics_tidy.csv", index=False)
     for run, ips in (("a", 100.0), ("b", 50.0)):
         (tier / run / "train").mkdir(parents=True, exist_ok=True)
+        if (tier / run / "benchmarks").exists():
+            continue
         (tier / run / "config.yaml").write_text(f"run: {run}\n")
         summary = {"device": "cuda:0", "world_size": 1, "images_per_second": ips, "iterations": 2}
         (tier / run / "train" / "summary.json").write_text(json.dumps(summary))
@@ -40,9 +47,9 @@ def _tier(root: Path, commits: tuple[str, ...] = (COMMIT, COMMIT)) -> Path:
         bench.mkdir(parents=True)
         (bench / "ddim-s4-w0.tsv").write_text("s\th:m:s\n7.5\t0:00:07\n")
         (tier / run / "benchmarks" / "train_model.tsv").write_text("s\th:m:s\n30.25\t0:00:30\n")
-    (tier / "benchmarks" / "reference_stats").mkdir(parents=True)
+    (tier / "benchmarks" / "reference_stats").mkdir(parents=True, exist_ok=True)
     (tier / "benchmarks" / "reference_stats" / "cifar10-train.tsv").write_text("s\n87.0\n")
-    (tier / "config").mkdir()
+    (tier / "config").mkdir(exist_ok=True)
     (tier / "config" / "data.yaml").write_text("dataset: cifar10\n")
     return tier
 
@@ -54,34 +61,62 @@ def test_publication_holds_tables_figures_configs_and_provenance(tmp_path: Path)
     assert (out / "speed" / "tables" / "speedup.csv").read_text() == "variant,FID\nspeed,12.5\n"
     assert (out / "speed" / "figures" / "fid_vs_iteration.png").read_bytes() == b"\x89PNG fake"
     assert (out / "speed" / "configs" / "a.yaml").read_text() == "run: a\n"
-    assert (out / "config" / "data.yaml").is_file()
+    assert (out / "speed" / "config" / "data.yaml").is_file()
     assert "| speed | 12.5 |" in readme  # the table inlined
     assert "![fid_vs_iteration](speed/figures/fid_vs_iteration.png)" in readme
     assert COMMIT in readme
     assert "torch 2.14.1" in readme
     assert "| a | cuda:0 | 1 | 100.0 | compute_metrics 8, train_model 30 |" in readme
     assert "(data, reference statistics): reference_stats 87 s." in readme
-    record = json.loads((out / "provenance.json").read_text())
+    record = json.loads((out / "speed" / "provenance.json").read_text())
     assert record["commits"] == [COMMIT]
     assert record["dirty"] is False
-    assert record["runs"]["speed"]["b"]["job_seconds"] == {
+    assert record["runs"]["b"]["job_seconds"] == {
         "compute_metrics": 7.5,
         "train_model": 30.25,
     }
     assert not list(out.parent.glob(".t.*"))  # no staging left behind
 
 
-def test_an_existing_publication_is_replaced_only_with_force(tmp_path: Path) -> None:
+def test_a_published_study_is_replaced_only_with_force(tmp_path: Path) -> None:
     tier = _tier(tmp_path)
     out = tmp_path / "pub"
-    out.mkdir()
-    (out / "old.md").write_text("earlier result")
-    with pytest.raises(FrugaldiffError, match="already holds a publication; pass --force"):
+    publish(tier, out)
+    (out / "speed" / "old.md").write_text("earlier result")
+    with pytest.raises(FrugaldiffError, match=r"already holds a publication of \['speed'\]"):
         publish(tier, out)
-    assert (out / "old.md").read_text() == "earlier result"
+    assert (out / "speed" / "old.md").read_text() == "earlier result"
     publish(tier, out, force=True)
-    assert not (out / "old.md").exists()
+    assert not (out / "speed" / "old.md").exists()
     assert (out / "README.md").is_file()
+
+
+def test_studies_published_one_at_a_time_share_the_tier_readme(tmp_path: Path) -> None:
+    """A second session's study joins the first's; each section keeps its own commit."""
+    out = tmp_path / "pub"
+    publish(_tier(tmp_path / "one"), out)
+    later = "fedcba9876543210fedcba9876543210fedcba98"
+    readme = publish(_tier(tmp_path / "two", (later, later), study="masked"), out).read_text()
+    assert (out / "speed" / "tables" / "speedup.csv").is_file()  # kept
+    assert (out / "masked" / "tables" / "speedup.csv").is_file()
+    assert readme.index("## Study `masked`") < readme.index("## Study `speed`")
+    speed_section = readme.split("## Study `speed`")[1]
+    assert COMMIT in speed_section
+    assert later not in speed_section
+    assert json.loads((out / "masked" / "provenance.json").read_text())["commits"] == [later]
+    other_tier = _tier(tmp_path / "three", study="distill", tier_name="u")
+    with pytest.raises(FrugaldiffError, match=r"studies of tiers \['t', 'u'\]"):
+        publish(other_tier, out)
+    assert not (out / "distill").exists()
+
+
+def test_a_folder_that_is_not_a_publication_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "pub"
+    out.mkdir()
+    (out / "notes.md").write_text("mine")
+    with pytest.raises(FrugaldiffError, match="holds files but no published study"):
+        publish(_tier(tmp_path), out)
+    assert sorted(p.name for p in out.iterdir()) == ["notes.md"]
 
 
 def test_mixed_or_dirty_commits_are_refused_unless_allowed(tmp_path: Path) -> None:

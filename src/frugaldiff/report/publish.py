@@ -1,16 +1,20 @@
 """Publish a tier's measured report under docs/results/<tier>/ with what made it.
 
-Issues 4-6 ask for each study's table and figures to be committed "with the config and commit
-that made them". A copy of report/<study>/ alone loses that, so a publication also holds every
-run's resolved config, the tier's resolved blocks, the commits and packages read from the
-metrics files, the devices and throughput from the training summaries, and the job time per
-rule from Snakemake's benchmark files; its README.md inlines the tables and shows the figures,
-so a reader sees the result on the repository page without running anything.
+Each study's table and figures are committed "with the config and commit that made them". A
+copy of report/<study>/ alone loses that, so each published study also holds every run's
+resolved config, the tier's resolved blocks, the commits and packages read from the metrics
+files, the devices and throughput from the training summaries, and the job time per rule from
+Snakemake's benchmark files (<study>/provenance.json). The tier's README.md inlines every
+published study's tables and figures, so a reader sees the results on the repository page.
 
-Only measured files are copied: nothing here computes or rewrites a number. A publication is
-refused when the metrics came from more than one commit or from a dirty tree (pass
-allow_dirty to publish anyway; the README then says so), and an existing publication is never
-overwritten unless force is given.
+A publication grows one study at a time: a tier whose studies do not fit one session (the cpu
+tier on 2 cores) publishes each study from the clean commit that ran it, and publishing a study
+keeps the others already there. Each study section names its own commit.
+
+Only measured files are copied: nothing here computes or rewrites a number. A study is refused
+when its metrics came from more than one commit or from a dirty tree (pass allow_dirty to
+publish anyway; its section then says so), and a study already published is never replaced
+unless force is given.
 """
 
 import csv
@@ -73,10 +77,18 @@ def _first_packages(tier_dir: Path, tidy: pd.DataFrame) -> dict[str, str]:
     return {}
 
 
-def _study_record(tier_dir: Path, study: str, dest: Path) -> dict[str, Any]:
-    """Copy one study's report and its runs' configs into dest; return its provenance record."""
+def _study_record(tier_dir: Path, study: str, dest: Path, allow_dirty: bool) -> dict[str, Any]:
+    """Copy one study's report, runs' configs and tier blocks into dest; return its provenance."""
     src = tier_dir / "report" / study
     tidy = pd.read_csv(src / TIDY)
+    commits = _commits(tidy)
+    dirty = len(commits) != 1 or any(c.endswith("-dirty") or c == "unknown" for c in commits)
+    if dirty and not allow_dirty:
+        raise FrugaldiffError(
+            f"{tier_dir}: the metrics of study {study!r} come from commits {commits}; a "
+            f"publication needs one clean commit (rerun from a clean checkout, or pass "
+            f"--allow-dirty)"
+        )
     shutil.copytree(src, dest)
     runs: dict[str, Any] = {}
     for run in sorted(tidy["run"].unique()):
@@ -95,43 +107,69 @@ def _study_record(tier_dir: Path, study: str, dest: Path) -> dict[str, Any]:
             "iterations": summary.get("iterations"),
             "job_seconds": _job_seconds(run_dir),
         }
-    return {"commits": _commits(tidy), "runs": runs, "tidy": tidy}
+    if (tier_dir / "config").is_dir():
+        shutil.copytree(tier_dir / "config", dest / "config")
+    return {
+        "study": study,
+        "tier": str(tidy["tier"].iloc[0]),
+        "published": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "results": str(tier_dir),
+        "commits": commits,
+        "dirty": dirty,
+        "packages": _first_packages(tier_dir, tidy),
+        "shared_job_seconds": _job_seconds(tier_dir),
+        "runs": runs,
+    }
 
 
-def _readme(tier: str, records: dict[str, dict[str, Any]], info: dict[str, Any]) -> str:
+def _study_section(out: Path, record: dict[str, Any]) -> list[str]:
+    """The README section of one published study: provenance, tables, figures, cost per run."""
+    study = record["study"]
+    commits = ", ".join(f"`{c}`" for c in record["commits"])
+    lines = ["", f"## Study `{study}`", ""]
+    lines += [f"Published {record['published']} from `{record['results']}`; commit(s): {commits}."]
+    if record["dirty"]:
+        lines += ["", "**Warning: published with --allow-dirty; see the commits above.**"]
+    packages = ", ".join(f"{k} {v}" for k, v in sorted(record["packages"].items()))
+    shared = ", ".join(f"{r} {s:.0f} s" for r, s in sorted(record["shared_job_seconds"].items()))
+    lines += [f"Packages: {packages or 'unknown'}."]
+    lines += [f"Jobs shared by the studies (data, reference statistics): {shared or 'n/a'}.", ""]
+    for table in sorted((out / study / "tables").glob("*.md")):
+        lines += [f"### {table.stem}", "", table.read_text().strip(), ""]
+    for figure in sorted((out / study / "figures").glob("*.png")):
+        lines += [f"![{figure.stem}]({study}/figures/{figure.name})", ""]
+    lines += ["### Cost per run (Snakemake benchmark files)", ""]
+    lines += ["| run | device | processes | train images/s | job seconds by rule |"]
+    lines += ["|---|---|---|---|---|"]
+    for run, facts in record["runs"].items():
+        ips = facts["images_per_second"]
+        jobs = ", ".join(f"{r} {s:.0f}" for r, s in sorted(facts["job_seconds"].items()))
+        ips_text = f"{ips:.1f}" if isinstance(ips, int | float) else "n/a"
+        lines += [
+            f"| {run} | {facts['device'] or 'n/a'} | {facts['world_size'] or 'n/a'} "
+            f"| {ips_text} | {jobs or 'n/a'} |"
+        ]
+    return lines
+
+
+def _published(out: Path) -> dict[str, dict[str, Any]]:
+    """The studies already published under out, by name, from their provenance.json."""
+    return {p.parent.name: json.loads(p.read_text()) for p in sorted(out.glob("*/provenance.json"))}
+
+
+def _readme(out: Path, records: dict[str, dict[str, Any]]) -> str:
+    tier = next(iter(records.values()))["tier"]
     lines = [
         f"# Measured results: tier `{tier}`",
         "",
-        f"Published {info['published']} from `{info['results']}` by `frugaldiff publish`.",
-        f"Commit(s) that made every number: {', '.join(f'`{c}`' for c in info['commits'])}.",
-        "Every number below is measured by the harness; columns named *paper* are the papers'",
-        "values from `configs/paper_values.yaml`. Configs: `config/` (tier blocks) and",
-        "`<study>/configs/<run>.yaml` (each run, fully resolved).",
+        "Written by `frugaldiff publish`, one study at a time; each section names the commit",
+        "that made every number in it. Every number below is measured by the harness; columns",
+        "named *paper* are the papers' values from `configs/paper_values.yaml`. Configs:",
+        "`<study>/config/` (tier blocks) and `<study>/configs/<run>.yaml` (each run, fully",
+        "resolved); `<study>/provenance.json` holds the same facts as data.",
     ]
-    if info["dirty"]:
-        lines += ["", "**Warning: published with --allow-dirty; see the commits above.**"]
-    packages = ", ".join(f"{k} {v}" for k, v in sorted(info["packages"].items()))
-    lines += ["", f"Packages: {packages or 'unknown'}."]
-    shared = ", ".join(f"{r} {s:.0f} s" for r, s in sorted(info["shared_job_seconds"].items()))
-    lines += [f"Jobs shared by the studies (data, reference statistics): {shared or 'n/a'}."]
-    for study, record in records.items():
-        dest = Path(study)
-        lines += ["", f"## Study `{study}`", ""]
-        for table in sorted((info["out"] / study / "tables").glob("*.md")):
-            lines += [f"### {table.stem}", "", table.read_text().strip(), ""]
-        for figure in sorted((info["out"] / study / "figures").glob("*.png")):
-            lines += [f"![{figure.stem}]({dest / 'figures' / figure.name})", ""]
-        lines += ["### Cost per run (Snakemake benchmark files)", ""]
-        lines += ["| run | device | processes | train images/s | job seconds by rule |"]
-        lines += ["|---|---|---|---|---|"]
-        for run, facts in record["runs"].items():
-            ips = facts["images_per_second"]
-            jobs = ", ".join(f"{r} {s:.0f}" for r, s in sorted(facts["job_seconds"].items()))
-            ips_text = f"{ips:.1f}" if isinstance(ips, int | float) else "n/a"
-            lines += [
-                f"| {run} | {facts['device'] or 'n/a'} | {facts['world_size'] or 'n/a'} "
-                f"| {ips_text} | {jobs or 'n/a'} |"
-            ]
+    for record in records.values():
+        lines += _study_section(out, record)
     return "\n".join(lines) + "\n"
 
 
@@ -142,46 +180,44 @@ def publish(
     force: bool = False,
     allow_dirty: bool = False,
 ) -> Path:
-    """Copy results/<tier>/report/<study>/ and what made it into out; return out/README.md."""
+    """Copy results/<tier>/report/<study>/ and what made it into out/<study>; return the README.
+
+    Studies already under out and not chosen are kept; a chosen one already there is replaced
+    only with force, and only after every chosen study is staged complete.
+    """
     tier_dir, out = Path(tier_dir), Path(out)
     chosen = _studies(tier_dir, studies)
-    if out.is_file() or (out.is_dir() and any(out.iterdir()) and not force):
+    if out.is_file():
+        raise FrugaldiffError(f"{out} is a file; --out names a publication folder")
+    existing = _published(out) if out.is_dir() else {}
+    if out.is_dir() and any(out.iterdir()) and not existing:
         raise FrugaldiffError(
-            f"{out} already holds a publication; pass --force to replace it (the old one is "
-            f"removed only after the new one is complete)"
+            f"{out} holds files but no published study (<study>/provenance.json); name an empty "
+            f"or new folder"
+        )
+    again = sorted(set(chosen) & set(existing))
+    if again and not force:
+        raise FrugaldiffError(
+            f"{out} already holds a publication of {again}; pass --force to replace it (the old "
+            f"one is removed only after the new one is complete)"
         )
     ensure_writable_dir(out.parent)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        records = {s: _study_record(tier_dir, s, staging / s) for s in chosen}
-        commits = sorted({c for r in records.values() for c in r["commits"]})
-        dirty = len(commits) != 1 or any(c.endswith("-dirty") or c == "unknown" for c in commits)
-        if dirty and not allow_dirty:
-            raise FrugaldiffError(
-                f"{tier_dir}: the metrics of {chosen} come from commits {commits}; a publication "
-                f"needs one clean commit (rerun from a clean checkout, or pass --allow-dirty)"
-            )
-        if (tier_dir / "config").is_dir():
-            shutil.copytree(tier_dir / "config", staging / "config")
-        first_tidy = next(iter(records.values()))["tidy"]
-        info = {
-            "published": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "results": str(tier_dir),
-            "commits": commits,
-            "dirty": dirty,
-            "packages": _first_packages(tier_dir, first_tidy),
-            "shared_job_seconds": _job_seconds(tier_dir),
-            "out": staging,
-        }
-        tier = str(first_tidy["tier"].iloc[0])
-        (staging / "README.md").write_text(_readme(tier, records, info))
-        provenance = {k: v for k, v in info.items() if k != "out"}
-        provenance["runs"] = {s: r["runs"] for s, r in records.items()}
-        (staging / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
+        records = {s: _study_record(tier_dir, s, staging / s, allow_dirty) for s in chosen}
+        tiers = {r["tier"] for r in [*records.values(), *existing.values()]}
+        if len(tiers) != 1:
+            raise FrugaldiffError(f"{out}: studies of tiers {sorted(tiers)} cannot share it")
+        for study, record in records.items():
+            (staging / study / "provenance.json").write_text(json.dumps(record, indent=2) + "\n")
+        out.mkdir(exist_ok=True)
+        for study in chosen:
+            if (out / study).exists():
+                shutil.rmtree(out / study)
+            (staging / study).rename(out / study)
     finally:
-        if staging.exists():
-            shutil.rmtree(staging)
-    return out / "README.md"
+        shutil.rmtree(staging, ignore_errors=True)
+    everything = _published(out)
+    readme = out / "README.md"
+    readme.write_text(_readme(out, everything))
+    return readme
