@@ -136,3 +136,49 @@ def test_init_from_starts_at_the_earlier_runs_ema(tiny_dataset: Path, tmp_path: 
     trainer = Trainer(follow, tiny_dataset, tmp_path / "b")
     for name, value in trainer.model.state_dict().items():
         assert torch.equal(value, first.ema.module.state_dict()[name]), name
+
+
+def test_init_weights_resume_continues_weights_optimiser_and_ema(
+    tiny_dataset: Path, tmp_path: Path
+) -> None:
+    """MicroDiT fine-tuning: raw weights, AdamW moments and EMA go on; the lr schedule restarts."""
+    first = run_to_end(tiny_run(iterations=6, ckpt_iters=(3, 6)), tiny_dataset, tmp_path / "a")
+    ckpts = {3: tmp_path / "iter3.pt", 6: tmp_path / "iter6.pt"}
+    first.publish(ckpts, tmp_path / "m.jsonl", tmp_path / "s.json")
+    assert "optimizer" not in load_checkpoint(ckpts[3])  # only the last one carries it
+    follow = dataclasses.replace(
+        tiny_run(seed=9, lr=5e-4, warmup_iters=0, init_weights="resume"),
+        init_from="tiny",
+        init_checkpoint=str(ckpts[6]),
+    )
+    trainer = Trainer(follow, tiny_dataset, tmp_path / "b")
+    raw, ema = first.model.state_dict(), first.ema.module.state_dict()
+    for name, value in trainer.model.state_dict().items():
+        assert torch.equal(value, raw[name]), name
+    for name, value in trainer.ema.module.state_dict().items():
+        assert torch.equal(value, ema[name]), name
+    assert int(trainer.ema.n_averaged) == int(first.ema.n_averaged) == 6
+    saved = first.optimizer.state_dict()["state"]
+    resumed = trainer.optimizer.state_dict()["state"]
+    assert resumed.keys() == saved.keys()
+    for key, moments in saved.items():
+        assert torch.equal(resumed[key]["exp_avg_sq"], moments["exp_avg_sq"])
+        assert float(resumed[key]["step"]) == 6
+    (group,) = trainer.optimizer.param_groups
+    assert group["lr"] == 5e-4  # this run's lr, at the first step of its own schedule
+    record = next(iter(trainer.steps()))
+    assert record.lr == 5e-4
+    ema_only = dataclasses.replace(
+        follow, train=dataclasses.replace(follow.train, init_weights="ema")
+    )
+    fresh = Trainer(ema_only, tiny_dataset, tmp_path / "c")
+    assert fresh.optimizer.state_dict()["state"] == {}
+    assert torch.equal(
+        next(iter(fresh.model.parameters())), next(iter(first.ema.module.parameters()))
+    )
+    old = tmp_path / "old.pt"  # a checkpoint without optimiser state (earlier versions)
+    payload = load_checkpoint(ckpts[6])
+    del payload["optimizer"]
+    torch.save(payload, old)
+    with pytest.raises(CheckpointError, match="holds no optimiser state"):
+        Trainer(dataclasses.replace(follow, init_checkpoint=str(old)), tiny_dataset, tmp_path / "d")

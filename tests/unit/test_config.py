@@ -155,3 +155,26 @@ def test_a_floor_larger_than_the_test_split_fails_before_any_job() -> None:
         parse_tier_config(data, "smoke.yaml")
     data["evaluation"]["floor"] = False
     parse_tier_config(data, "smoke.yaml")
+
+
+def test_init_weights_resume_needs_a_plain_follow_up_run() -> None:
+    data = smoke()
+    assert data["runs"]["masked-deferred-75-ft"]["train"]["init_weights"] == "resume"
+    data["runs"]["speed-baseline"]["train"] = {
+        **data["runs"]["speed-baseline"]["train"],
+        "init_weights": "resume",
+    }
+    with pytest.raises(ConfigError, match=r"runs\.speed-baseline\.train\.init_weights='resume'"):
+        parse_tier_config(data, "smoke.yaml")
+    data = smoke()
+    data["runs"]["distill-student"]["train"] = {
+        **data["runs"]["distill-student"]["train"],
+        "init_weights": "raw",
+    }
+    with pytest.raises(
+        ConfigError, match=r"init_weights='raw'; expected one of \['ema', 'resume'\]"
+    ):
+        parse_tier_config(data, "smoke.yaml")
+    data["runs"]["distill-student"]["train"]["init_weights"] = "resume"
+    with pytest.raises(ConfigError, match=r"needs init_from and no distill\.stage"):
+        parse_tier_config(data, "smoke.yaml")

@@ -157,7 +157,14 @@ class TrainConfig:
     seed: int = 0
     hflip: bool = True
     device: str = "auto"  # auto | cpu | cuda
+    # What a run with init_from takes from the run it starts from (train/stages.py): "ema"
+    # (its EMA weights, fresh optimiser and EMA), or "resume" (MicroDiT's fine-tuning, arXiv
+    # 2407.15811 Sec. 4: its raw weights, AdamW moments and EMA; only the lr schedule and the
+    # iteration count restart).
+    init_weights: str = "ema"
 
+
+INIT_WEIGHTS = ("ema", "resume")
 
 # Which student makes S's 2/N jumps at N sampler steps (guided_distillation.md d):
 # "half": the N/2-step student (trained with train_grid "fine"); "same": the N-step student.

@@ -17,6 +17,7 @@ from frugaldiff.config.sections import (
     ANCESTRAL_VARIANCES,
     DATASETS,
     GRID_SPACINGS,
+    INIT_WEIGHTS,
     JUMP_MODELS,
     DataConfig,
     DiffusionConfig,
@@ -114,6 +115,18 @@ def parse_tier_config(data: dict[str, Any], source: str) -> TierConfig:
             raise ConfigError(
                 f"{source}: runs.{name}.init_from={run.init_from!r} is not a run; "
                 f"expected one of {sorted(tier.runs)}"
+            )
+        init = run.train.init_weights
+        if init not in INIT_WEIGHTS:
+            raise ConfigError(
+                f"{source}: runs.{name}.train.init_weights={init!r}; expected one of "
+                f"{list(INIT_WEIGHTS)}"
+            )
+        if init == "resume" and (run.init_from is None or run.distill.stage != "none"):
+            raise ConfigError(
+                f"{source}: runs.{name}.train.init_weights='resume' continues the optimiser of "
+                f"the run it starts from: it needs init_from and no distill.stage (got "
+                f"init_from={run.init_from!r}, distill.stage={run.distill.stage!r})"
             )
         ckpts = run.train.ckpt_iters
         if not ckpts or sorted(set(ckpts)) != list(ckpts) or ckpts[-1] > run.train.iterations:

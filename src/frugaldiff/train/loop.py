@@ -94,6 +94,8 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=tc.lr, betas=tc.adam_betas, weight_decay=tc.weight_decay
         )
+        if stage.resume is not None:
+            self._continue(stage.resume)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer,
             lr_factor(tc.lr_decay, tc.warmup_iters, tc.iterations, tc.lr_final_ratio),
@@ -101,6 +103,19 @@ class Trainer:
         self.config_dict = to_dict(cfg)
         self.config_hash = config_hash({"run": self.config_dict, "halving": student_steps})
         self.iteration = 0
+
+    def _continue(self, resume: dict[str, Any]) -> None:
+        """Continue an earlier run's optimiser and EMA (train.init_weights 'resume').
+
+        The AdamW moments and step counts go on; this run's lr, betas and weight decay replace
+        the saved ones, and the lr schedule built next starts from its first step.
+        """
+        self.ema.module.load_state_dict(resume["ema"])
+        self.ema.n_averaged.fill_(resume["ema_updates"])
+        self.optimizer.load_state_dict(resume["optimizer"])
+        for group in self.optimizer.param_groups:
+            group.update(lr=self.tc.lr, betas=self.tc.adam_betas, weight_decay=self.tc.weight_decay)
+            group.pop("initial_lr", None)
 
     # ---- state -------------------------------------------------------------------------
     @property
@@ -238,11 +253,21 @@ class Trainer:
                             self.model, self.ema.module, self.config_dict, self.iteration
                         ),
                         **self.extras,
+                        **self._continuation(),
                     },
                 )
             if self.iteration % tc.state_every_iters == 0 or self.iteration in tc.ckpt_iters:
                 self.save_state()
             yield StepRecord(self.iteration, loss, lr, rate)
+
+    def _continuation(self) -> dict[str, Any]:
+        """The last checkpoint also holds what a follow-up run with init_weights 'resume' needs."""
+        if self.iteration != self.tc.ckpt_iters[-1]:
+            return {}
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "ema_updates": int(self.ema.n_averaged.item()),
+        }
 
     def _log_metrics(self, record: dict[str, Any]) -> None:
         if not self.world.is_main:

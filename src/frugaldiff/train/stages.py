@@ -41,6 +41,9 @@ class Stage:
     train: TrainConfig
     extras: dict[str, Any]  # stored in every checkpoint (w_max, student_steps)
     teacher: nn.Module | None = None  # frozen network the objective calls (moved to the device)
+    # train.init_weights "resume": the earlier run's AdamW state, EMA weights and EMA update
+    # count, which the Trainer loads before it builds a fresh lr schedule.
+    resume: dict[str, Any] | None = None
 
 
 def _teacher_ema(cfg: RunConfig) -> dict[str, torch.Tensor]:
@@ -73,11 +76,12 @@ def build_stage(
     if d.stage == "none":
         with seeded_global_rng(seed):
             model = build_model(cfg.model, cfg.diffusion.learn_sigma)
+        resume = None
         if cfg.init_checkpoint is not None:
-            # Fine-tuning and follow-up stages start from the earlier run's EMA weights.
-            model.load_state_dict(load_checkpoint(cfg.init_checkpoint)["ema"])
+            resume = _init_from(model, cfg)
         objective = DiffusionObjective.from_config(cfg.diffusion, model.cfg.num_classes)
-        return Stage(model, objective, cfg.train, {"guidance_w_max": None, "student_steps": None})
+        extras = {"guidance_w_max": None, "student_steps": None}
+        return Stage(model, objective, cfg.train, extras, resume=resume)
     schedule = build_schedule_by_name(cfg.diffusion.schedule)
     teacher_state = _teacher_ema(cfg)
     with seeded_global_rng(seed):
@@ -94,6 +98,30 @@ def build_stage(
     )
     extras = {"guidance_w_max": d.w_max, "student_steps": d.start_steps}
     return Stage(student, objective, cfg.train, extras, teacher)
+
+
+def _init_from(model: nn.Module, cfg: RunConfig) -> dict[str, Any] | None:
+    """Load the earlier run's weights into model; return what a "resume" also continues."""
+    assert cfg.init_checkpoint is not None
+    payload = load_checkpoint(cfg.init_checkpoint)
+    if cfg.train.init_weights == "ema":
+        # Follow-up runs start from the earlier run's EMA weights, with a fresh optimiser.
+        model.load_state_dict(payload["ema"])
+        return None
+    # MicroDiT's fine-tuning (arXiv 2407.15811 Sec. 4; micro_diffusion resumes its Composer
+    # checkpoint and resets only the scheduler): raw weights, AdamW moments and EMA go on.
+    if "optimizer" not in payload:
+        raise CheckpointError(
+            f"runs.{cfg.name}.train.init_weights='resume': {cfg.init_checkpoint} holds no "
+            f"optimiser state (only a run's last checkpoint does, since this version); rerun "
+            f"{cfg.init_from!r} or use init_weights 'ema'"
+        )
+    model.load_state_dict(payload["model"])
+    return {
+        "optimizer": payload["optimizer"],
+        "ema": payload["ema"],
+        "ema_updates": int(payload["ema_updates"]),
+    }
 
 
 def _halving(cfg: RunConfig, teacher_path: str, student_steps: int) -> Stage:
