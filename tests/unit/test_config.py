@@ -178,3 +178,12 @@ def test_init_weights_resume_needs_a_plain_follow_up_run() -> None:
     data["runs"]["distill-student"]["train"]["init_weights"] = "resume"
     with pytest.raises(ConfigError, match=r"needs init_from and no distill\.stage"):
         parse_tier_config(data, "smoke.yaml")
+
+
+def test_draw_batch_must_divide_the_batch() -> None:
+    data = smoke()
+    run = data["runs"]["speed"]
+    run["diffusion"] = {**run.get("diffusion", {}), "timesteps": {"draw_batch": 3}}
+    tier = parse_tier_config(data, "smoke.yaml")
+    with pytest.raises(ConfigError, match=r"runs\.speed\.diffusion\.timesteps\.draw_batch=3"):
+        resolve_run(tier, "speed", REPO / "configs")

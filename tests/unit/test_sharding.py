@@ -131,3 +131,22 @@ def test_shards_cover_the_global_batch_in_rank_order() -> None:
 def test_a_batch_that_does_not_split_names_the_key_and_the_world_size() -> None:
     with pytest.raises(ConfigError, match=r"train\.batch_size=10 .* 4 processes \(world size 4\)"):
         shard_for_rank(10, 0, 4)
+
+
+def test_draw_batch_draws_each_gpu_batch_on_its_own_for_any_world_size() -> None:
+    """SpeeD's official per-GPU law: B / draw_batch draws of draw_batch rows, in row order."""
+    timesteps = TimestepConfig(name="speed", draw_batch=BATCH // 2)
+    cfg = DiffusionConfig(timesteps=timesteps, loss_weighting=WeightingConfig("snr_trunc"))
+    objective = DiffusionObjective.from_config(cfg, null_label=NULL)
+    gen = make_generator(3)
+    halves = [objective.timestep_sampler.sample(BATCH // 2, gen, "cpu") for _ in range(2)]
+    _, whole, _ = sharded(objective, 1, seed=3)
+    assert torch.equal(whole["t"], torch.cat(halves))
+    _, two, _ = sharded(objective, 2, seed=3)
+    assert torch.equal(two["t"], whole["t"])
+    one_draw = DiffusionObjective.from_config(
+        DiffusionConfig(timesteps=TimestepConfig(name="speed"), loss_weighting=cfg.loss_weighting),
+        null_label=NULL,
+    )
+    _, global_draw, _ = sharded(one_draw, 1, seed=3)
+    assert not torch.equal(global_draw["t"], whole["t"])  # 5 primaries + 3 duals, not 2 x (3 + 1)

@@ -88,6 +88,10 @@ class TimestepConfig:
     tau: int = 700  # SpeeD convergence boundary, a step index of the T = 1000 process
     dual: bool = True  # SpeeD dual sampling about the anchor m
     dual_anchor: int | None = None  # None: derived from the schedule (threshold 1e-4)
+    # Rows per independent draw. SpeeD's dual half makes the law depend on it: None draws the
+    # whole global batch at once; the official code draws each GPU's batch on its own (32 of
+    # 256 on 8 GPUs), which `draw_batch: 32` reproduces on any number of processes.
+    draw_batch: int | None = None
     p_mean: float = -1.2  # edm_lognormal: ln σ ~ N(p_mean, p_std²), EDM's CIFAR-10 values
     p_std: float = 1.2
 

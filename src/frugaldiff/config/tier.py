@@ -233,6 +233,13 @@ def resolve_run(tier: TierConfig, run_name: str, blocks_dir: Path) -> RunConfig:
             f"model, but diffusion.learn_sigma is false ({block_path} + run table); set it "
             "true or use variance 'large' / 'small'"
         )
+    draw = diffusion_cfg.timesteps.draw_batch
+    if draw is not None and (draw < 1 or spec.train.batch_size % draw != 0):
+        raise ConfigError(
+            f"runs.{run_name}.diffusion.timesteps.draw_batch={draw} must be a positive divisor "
+            f"of train.batch_size={spec.train.batch_size} (the rows of one timestep draw, e.g. "
+            "one GPU's batch)"
+        )
     respaced = [i for i, s in enumerate(spec.sample_sets) if s.spacing == "iddpm"]
     if respaced and diffusion_cfg.schedule != "linear_beta":
         raise ConfigError(

@@ -46,6 +46,7 @@ class DiffusionObjective:
     masker: TokenMasker | None = None  # MicroDiT: drop tokens, loss on kept patches only
     inputs: InputScaling | None = None  # data ÷ σ_d and the network's time (None: as they are)
     learned: LearnedRangeTerm | None = None  # learned Σ: + L_vb on the last C channels
+    draw_batch: int | None = None  # rows per independent timestep draw (None: the batch)
 
     @classmethod
     def from_config(cls, cfg: DiffusionConfig, null_label: int) -> "DiffusionObjective":
@@ -61,7 +62,25 @@ class DiffusionObjective:
             masker=TokenMasker(cfg.mask_ratio) if cfg.mask_ratio > 0 else None,
             inputs=InputScaling.from_config(cfg, schedule),
             learned=LearnedRangeTerm(schedule) if cfg.learn_sigma else None,
+            draw_batch=cfg.timesteps.draw_batch,
         )
+
+    def _draw_timesteps(
+        self, batch: int, generator: torch.Generator, device: torch.device
+    ) -> torch.Tensor:
+        """t for the global batch (B,): one draw of B, or B / draw_batch draws in row order.
+
+        SpeeD's sampler pairs about half of each draw with duals, so the law is the law of one
+        draw's size; drawing in groups of a GPU's batch reproduces the official per-GPU law on
+        any number of processes (every rank still draws the whole batch and keeps its rows).
+        """
+        size = self.draw_batch or batch
+        if batch % size != 0:
+            raise ValueError(f"draw_batch {size} does not divide the batch of {batch}")
+        draws = [
+            self.timestep_sampler.sample(size, generator, device) for _ in range(batch // size)
+        ]
+        return torch.cat(draws)
 
     def drop_labels(
         self, labels: torch.Tensor, generator: torch.Generator, shard: BatchShard | None = None
@@ -91,7 +110,7 @@ class DiffusionObjective:
         inputs = self.inputs or InputScaling(self.schedule)
         x0 = inputs.to_model_units(x0)  # (b, C, H, W), ÷ σ_d
         batch = shard.global_size
-        t = shard.take(self.timestep_sampler.sample(batch, generator, x0.device))  # (b,)
+        t = shard.take(self._draw_timesteps(batch, generator, x0.device))  # (b,)
         eps = torch.randn(
             (batch, *x0.shape[1:]), generator=generator, device=x0.device, dtype=x0.dtype
         )
