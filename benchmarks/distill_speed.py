@@ -1,6 +1,6 @@
 """Guided teacher vs distilled student sampling: wall-clock ratio beside the NFE ratio.
 
-Meng et al.'s speed-ups (arXiv 2210.03142; guided_distillation.md h, "The 256x figure") are
+Meng et al.'s speed-ups (arXiv 2210.03142; docs/guided_distillation.md h, "The 256x figure") are
 NFE-based: the CFG teacher costs 2 NFE per step (one batched call on 2B rows), the w-conditioned
 student 1. For the same batch of noise, labels and w this times the teacher's guided DDIM at its
 step count N0 (the chain's distill.start_steps) and the student's DDIM at N0 and at each

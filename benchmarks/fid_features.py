@@ -2,7 +2,7 @@
 
 The default path is what `calculate_metrics` runs: the stock FeatureExtractorInceptionV3 (here
 given the converted offline weights, so nothing is downloaded) fed by its own DataLoader at its
-default batch size (64). papers/evaluation.md (d): target ratio >= 1.0 with features within
+default batch size (64). docs/evaluation.md (d): target ratio >= 1.0 with features within
 1e-4 max-abs. Nothing is asserted; the numbers are printed.
 
     python benchmarks/fid_features.py --n 32

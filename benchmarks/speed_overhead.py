@@ -1,7 +1,7 @@
 """SpeeD's training-step overhead: step time with the `speed` method block over `baseline`.
 
 Same step as benchmarks/train_step.py (objective + backward + AdamW + EMA update), same model
-init and batch; only the timestep sampler and weighting differ (speed.md a: "the overhead is a
+init and batch; only the timestep sampler and weighting differ (docs/speed.md a: "the overhead is a
 lookup table"; target ratio <= 1.02). Timed blocks alternate between the two, in alternating
 order, and the median block is reported; on a shared CPU the step ratio is mostly noise, so
 the sampler + weighting calls are also timed alone. Nothing is asserted.
@@ -42,7 +42,7 @@ def make_step(
 
 
 def lookup_seconds(method: str, batch: int, reps: int, device: torch.device) -> float:
-    """Seconds per call of the objective's sampler + weighting alone (speed.md j)."""
+    """Seconds per call of the objective's sampler + weighting alone (docs/speed.md j)."""
     objective = DiffusionObjective.from_config(method_config(method), null_label=0)
     generator = make_generator(2)  # a CPU generator, as in training
 
@@ -66,7 +66,7 @@ def main() -> None:
     device = resolve_device(args.device)
     print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
     methods = ("baseline", "speed")
-    # Both blocks learn Σ (speed.md (b)): one network with 2C outputs serves both.
+    # Both blocks learn Σ (docs/speed.md (b)): one network with 2C outputs serves both.
     (learn_sigma,) = {method_config(m).learn_sigma for m in methods}
     with seeded_global_rng(0):
         model = build_model(ModelConfig(name=args.size), learn_sigma).to(device)

@@ -3,7 +3,7 @@
 `TokenMasker` draws which patches a training step keeps, from the caller's generator (the model
 never draws); `apply_mask` gathers them, `restore_tokens` puts them back; `masked_mse` is the
 denoising error on kept patches only (the paper's Eq. 3), normalised per sample over the kept
-patches (microdit.md (b) 4, 8, 9 and pitfalls (k) 2, 3, 5).
+patches (docs/microdit.md (b) 4, 8, 9 and pitfalls (k) 2, 3, 5).
 """
 
 import math
@@ -14,7 +14,7 @@ from torch import Tensor
 
 from frugaldiff.errors import ConfigError
 
-# microdit.md (k) 3: int(N·(1 − r)) has float error (e.g. 256·(1 − 0.7) = 76.8000…01).
+# docs/microdit.md (k) 3: int(N·(1 − r)) has float error (e.g. 256·(1 − 0.7) = 76.8000…01).
 _COUNT_EPS = 1e-6
 
 
@@ -61,7 +61,7 @@ class MaskIndices:
 
     @property
     def dropped(self) -> Tensor:
-        """(B, N) bool, True where a token is dropped (microdit.md's m = 1)."""
+        """(B, N) bool, True where a token is dropped (docs/microdit.md's m = 1)."""
         keep_slots = torch.arange(self.num_tokens, device=self.restore.device) < self.keep.shape[1]
         return ~keep_slots[self.restore]  # (B, N)
 
@@ -75,7 +75,7 @@ class TokenMasker:
     """Keeps a fixed count K = ⌊N(1 − r)⌋ of tokens per sample, at random positions.
 
     Per sample u ~ U(0, 1)^N from the caller's generator; keep = sort(argsort(u)[:K]).
-    Positions are independent of t and label; r = 0 keeps arange(N) (microdit.md (b) 4).
+    Positions are independent of t and label; r = 0 keeps arange(N) (docs/microdit.md (b) 4).
     """
 
     def __init__(self, mask_ratio: float) -> None:

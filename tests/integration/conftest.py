@@ -1,6 +1,6 @@
 """Integration fixtures: the CIFAR-10 mini archive read in place, one Inception cache, a checkpoint.
 
-The archive sits in ../shared beside the repository (papers/evaluation.md (c)); train is
+The archive sits in ../shared beside the repository (docs/evaluation.md (c)); train is
 data_batch_1..5 concatenated in file order, test is test_batch; rows are channel-planar.
 """
 
@@ -21,7 +21,7 @@ from frugaldiff.train.loop import Trainer
 MINI_ARCHIVE = (
     Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cifar-10-mini-python.tar.gz"
 )
-MINI_ARCHIVE_MD5 = "86f20ebe29323deaf46b1964d8ee1a97"  # papers/evaluation.md (c)
+MINI_ARCHIVE_MD5 = "86f20ebe29323deaf46b1964d8ee1a97"  # docs/evaluation.md (c)
 TRAIN_MEMBERS = [f"cifar-10-batches-py/data_batch_{i}" for i in range(1, 6)]
 TEST_MEMBERS = ["cifar-10-batches-py/test_batch"]
 

@@ -1,4 +1,4 @@
-"""The offline Inception pipelines on real CIFAR-10 mini images (papers/evaluation.md (b)5).
+"""The offline Inception pipelines on real CIFAR-10 mini images (docs/evaluation.md (b)5).
 
 Fixed, recorded subsets: train[:120] and test[:80] of the mini archive (features extracted once
 per module, ~30 s on a 2-core CI machine); single checks use at most a dozen images.
@@ -43,7 +43,7 @@ from frugaldiff.io import read_json
 from frugaldiff.provenance import sha256_file
 
 TRAIN_SUBSET, TEST_SUBSET = slice(0, 120), slice(0, 80)
-FEATURE_TOL = 1e-4  # max-abs between pipelines fed the same input, papers/evaluation.md (b)5
+FEATURE_TOL = 1e-4  # max-abs between pipelines fed the same input, docs/evaluation.md (b)5
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ def test_cleanfid_features_match_cleanfid_folder_pipeline(
     from cleanfid.inception_torchscript import InceptionV3W
 
     images = mini_splits["test"][:6]
-    for i, image in enumerate(images):  # PNG is lossless for uint8 (evaluation.md (e))
+    for i, image in enumerate(images):  # PNG is lossless for uint8 (docs/evaluation.md (e))
         Image.fromarray(image.transpose(1, 2, 0)).save(tmp_path / f"{i:03d}.png")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
@@ -112,7 +112,7 @@ def test_cleanfid_features_match_cleanfid_folder_pipeline(
     )
     ours = cleanfid_features(images, inception_cache, "cpu", batch_size=6)
     assert np.abs(ours - official).max() < FEATURE_TOL
-    # The two resizes give different features: they must never be mixed (evaluation.md (e)).
+    # The two resizes give different features: they must never be mixed (docs/evaluation.md (e)).
     assert np.abs(ours - subset_features["test"][:6]).max() > 0.1
 
 
@@ -137,7 +137,7 @@ def test_fid_matches_direct_float64_computations(subset_features: dict[str, np.n
     fidelity = fid_statistics_to_metric(
         {"mu": mu1, "sigma": sigma1}, {"mu": mu2, "sigma": sigma2}, verbose=False
     )[KEY_METRIC_FID]
-    assert fid > 1.0  # 120 vs 80 images: far from 0 (small-N bias, evaluation.md (c))
+    assert fid > 1.0  # 120 vs 80 images: far from 0 (small-N bias, docs/evaluation.md (c))
     assert fid == pytest.approx(direct, rel=1e-4)
     assert fid == pytest.approx(fidelity, rel=1e-4)
 

@@ -1,4 +1,4 @@
-"""Guided distillation against closed forms (guided_distillation.md j).
+"""Guided distillation against closed forms (docs/guided_distillation.md j).
 
 Stage 2: the halving target x̃ is the x̂ whose one DDIM step from t lands on the teacher's two
 steps (f); with Gaussian data x ~ N(μ, s²), every DDIM model stays affine in z, so halvings run

@@ -1,4 +1,4 @@
-"""Invariants of the DiT / MicroDiT backbone (microdit.md (l) 1, 3, 4, 6, 7)."""
+"""Invariants of the DiT / MicroDiT backbone (docs/microdit.md (l) 1, 3, 4, 6, 7)."""
 
 import dataclasses
 
@@ -24,7 +24,7 @@ CPU = torch.device("cpu")
 
 # Parameter counts of the official DiT code (facebookresearch/DiT models.py, learn_sigma=True:
 # 8 output channels, 1001 label rows, the sin-cos table a frozen Parameter), by the closed form
-# conv + time MLP + labels + table + L·(18D² + 15D) + final layer. DiT-XL/2 is microdit.md (h).
+# conv + time MLP + labels + table + L·(18D² + 15D) + final layer. DiT-XL/2 is docs/microdit.md (h).
 OFFICIAL_PARAMS = {
     "DiT-S/2": 32_963_360,
     "DiT-B/2": 130_512_416,
@@ -111,7 +111,7 @@ def test_named_sizes_parameter_counts() -> None:
     assert counts["dit-smoke"] < counts["microdit-smoke"] < 1_000_000
     assert 30_000_000 < counts["dit-cifar10"] < 35_000_000
     mixer_share = counts["microdit-cifar10"] / counts["dit-cifar10"] - 1
-    assert 0.1 < mixer_share < 0.2  # microdit.md (b) 3: a 2×384 mixer is ~17 % of DiT-S/2
+    assert 0.1 < mixer_share < 0.2  # docs/microdit.md (b) 3: a 2×384 mixer is ~17 % of DiT-S/2
 
 
 @pytest.mark.parametrize("masking", ["deferred", "naive"])
@@ -182,7 +182,7 @@ def test_masked_forward_is_determined_by_the_mask_generator() -> None:
 
 
 def test_layerwise_widths_of_microdit_xl() -> None:
-    # MicroDiT_XL_2 backbone: D 1024, 28 blocks, head width 64 (microdit.md (f), (h)).
+    # MicroDiT_XL_2 backbone: D 1024, 28 blocks, head width 64 (docs/microdit.md (f), (h)).
     xl = DiTConfig(
         image_size=32,
         in_channels=4,

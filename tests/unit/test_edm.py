@@ -1,4 +1,4 @@
-"""EDM on the VP core (microdit.md (g), test l9): EDM's loss and D̂ in EDM's own formulas.
+"""EDM on the VP core (docs/microdit.md (g), test l9): EDM's loss and D̂ in EDM's own formulas.
 
 EDM (Karras et al. 2022, Table 1): x_σ = x + σε, D̂ = c_skip·x_σ + c_out·F(c_in·x_σ, c_noise),
 c_skip = σ_d²/(σ² + σ_d²), c_out = σσ_d/√(σ² + σ_d²), c_in = 1/√(σ² + σ_d²),

@@ -1,4 +1,4 @@
-"""Classifier-free guidance in Meng's convention (guided_distillation.md c, j)."""
+"""Classifier-free guidance in Meng's convention (docs/guided_distillation.md c, j)."""
 
 import pytest
 import torch

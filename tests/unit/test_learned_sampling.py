@@ -1,5 +1,6 @@
 """Sampling with IDDPM's learned variance: respaced β' and β̃', `learned` reproducing `large` /
-`small` at frac = 1 / 0, NFE and clipping, CFG's frac, the tier's variance key (speed.md (b), (g)).
+`small` at frac = 1 / 0, NFE and clipping, CFG's frac, the tier's variance key (docs/speed.md (b),
+(g)).
 """
 
 import pytest
@@ -108,7 +109,7 @@ def test_tier_configs_check_the_variance_key() -> None:
     tier = parse_tier_config(smoke(), "smoke.yaml")
     for name in ("speed-baseline", "speed-sampler", "speed-weighting", "speed"):
         run = resolve_run(tier, name, REPO / "configs")
-        assert run.diffusion.learn_sigma  # configs/method/*.yaml, speed.md (b)
+        assert run.diffusion.learn_sigma  # configs/method/*.yaml, docs/speed.md (b)
         assert [s.variance for s in run.sample_sets] == ["learned"]
     data = smoke()
     data["runs"]["speed-baseline"]["diffusion"] = {"learn_sigma": False}
@@ -121,7 +122,7 @@ def test_tier_configs_check_the_variance_key() -> None:
     for paper in ("ffhq256", "metfaces256", "imagenet256"):
         runs = yaml.safe_load((REPO / "configs" / "paper" / f"speed_{paper}.yaml").read_text())
         for spec in runs["runs"].values():
-            for s in spec["sample_sets"]:  # speed.md (g): 250-step ancestral, learned, no clip
+            for s in spec["sample_sets"]:  # docs/speed.md (g): 250-step ancestral, learned, no clip
                 assert (s["solver"], s["steps"], s["variance"], s["clip_x0"]) == (
                     "ancestral",
                     250,

@@ -1,5 +1,6 @@
 """IDDPM's learned variance in training: KL and decoder NLL against torch.distributions, the
-tables and their first-step clip, L_vb with a detached ε̂, unsupported settings (speed.md (b), (e)).
+tables and their first-step clip, L_vb with a detached ε̂, unsupported settings (docs/speed.md (b),
+(e)).
 """
 
 import dataclasses

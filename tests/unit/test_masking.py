@@ -1,4 +1,4 @@
-"""Invariants of MicroDiT's token masking (microdit.md (l) 2, 3)."""
+"""Invariants of MicroDiT's token masking (docs/microdit.md (l) 2, 3)."""
 
 import pytest
 import torch

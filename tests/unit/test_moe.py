@@ -1,4 +1,5 @@
-"""EC-MoE routing, layer-wise widths and parameter counts of MicroDiT (microdit.md (e)(f)(h))."""
+"""EC-MoE routing, layer-wise widths and parameter counts of MicroDiT (docs/microdit.md
+(e)(f)(h))."""
 
 import dataclasses
 import math
@@ -130,7 +131,7 @@ def test_ratios_are_numpy_linspace_bit_for_bit(depth: int) -> None:
 
 
 def _rule(depth: int, i: int, first: float, last: float) -> Fraction:
-    """α_i or β_i in exact rationals, straight from microdit.md (f)."""
+    """α_i or β_i in exact rationals, straight from docs/microdit.md (f)."""
     return Fraction(first) + (Fraction(last) - Fraction(first)) * Fraction(i, depth - 1)
 
 
@@ -152,7 +153,7 @@ def test_xl_widths_match_the_formula(i: int) -> None:
     hidden = 256 * math.ceil(math.floor(Fraction(2, 3) * math.floor(beta * dim)) / 256)
     assert (widths.attn_dims[i], widths.num_heads[i]) == (attn, attn // head_dim)
     assert widths.mlp_hidden[i] == hidden
-    # microdit.md (f): heads 8 → 16, dense hidden 512 → 2816; MoE hidden 768 (block 1) → 3840.
+    # docs/microdit.md (f): heads 8 → 16, dense hidden 512 → 2816; MoE hidden 768 (block 1) → 3840.
     assert (widths.num_heads[0], widths.num_heads[-1]) == (8, 16)
     assert (widths.mlp_hidden[0], widths.mlp_hidden[-1]) == (512, 2816)
     assert (widths.mlp_hidden[moe[0]], widths.mlp_hidden[moe[-1]]) == (768, 3840)
@@ -182,7 +183,7 @@ def test_gelu_rule_and_constant_widths() -> None:
 
 def test_the_sparse_xl_count_is_the_papers_1_16b() -> None:
     count = count_microdit_parameters(MICRODIT_XL_2)
-    assert count == 1_165_442_320  # our count of the released code, microdit.md (h)
+    assert count == 1_165_442_320  # our count of the released code, docs/microdit.md (h)
     # The abstract's "1.16 billion" truncates 1.165 to two decimals.
     billions = paper_value("sehwag2024_microdit/final_params_billion").value
     assert billions <= count / 1e9 < billions + 0.01

@@ -1,4 +1,5 @@
-"""ε/x/v conversions and the loss weightings against the identities of guided_distillation.md b."""
+"""ε/x/v conversions and the loss weightings against the identities of docs/guided_distillation.md
+b."""
 
 import pytest
 import torch

@@ -1,4 +1,5 @@
-"""Schedules against closed forms (guided_distillation.md j), and the training-time t samplers."""
+"""Schedules against closed forms (docs/guided_distillation.md j), and the training-time t
+samplers."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""Solvers on Gaussian data with its exact denoiser (guided_distillation.md j).
+"""Solvers on Gaussian data with its exact denoiser (docs/guided_distillation.md j).
 
 For x ~ N(μ, s²) per pixel, E[x | z_t] = μ + α s²(z − αμ)/(α²s² + σ²), and the probability-flow
 ODE carries z_1 to μ + s(z_1 − α_1 μ)/√(α_1²s² + σ_1²). Samples use (B, 1, 64, 64) images, so

@@ -1,4 +1,5 @@
-"""SpeeD's sampler and weighting against speed.md (b)-(d), (j): laws, anchors, fixtures, loss."""
+"""SpeeD's sampler and weighting against docs/speed.md (b)-(d), (j): laws, anchors, fixtures,
+loss."""
 
 import math
 from pathlib import Path
@@ -28,7 +29,7 @@ BANDS = torch.arange(1000) // 50  # 20 bands of 50 steps
 
 
 def quad_schedule() -> DiscreteSchedule:
-    """SpeeD's `quad`: √β linear from √1e-4 to √0.02 (speed.md b)."""
+    """SpeeD's `quad`: √β linear from √1e-4 to √0.02 (docs/speed.md b)."""
     return DiscreteSchedule(torch.linspace(1e-4**0.5, 0.02**0.5, 1000, dtype=torch.float64) ** 2)
 
 
@@ -93,7 +94,7 @@ def test_dual_half_follows_dual_pmf() -> None:
     dual = sampler.dual_pmf() * 3800
     expected = torch.zeros(1000, dtype=torch.float64)
     expected[0], expected[1:58], expected[58:358], expected[358:643] = 5, 10, 6, 5
-    torch.testing.assert_close(dual, expected, rtol=0, atol=1e-9)  # speed.md (c)
+    torch.testing.assert_close(dual, expected, rtol=0, atol=1e-9)  # docs/speed.md (c)
     n = 100_000
     steps = LINEAR.t_to_step(sampler.sample(n, make_generator(1), "cpu"))
     primaries = sampler.primary_count(n)
@@ -109,7 +110,7 @@ def test_dual_half_follows_dual_pmf() -> None:
      (1.0, (0.352, 0.255, 0.233, 0.159))],
 )  # fmt: skip
 def test_batch_marginal_band_masses(k: float, masses: tuple[float, ...]) -> None:
-    """speed.md (c): band masses t < 240 / 240–439 / 440–699 / ≥ 700 of the n = 32 marginal."""
+    """docs/speed.md (c): band masses t < 240 / 240–439 / 440–699 / ≥ 700 of the n = 32 marginal."""
     bands = torch.bucketize(torch.arange(1000), torch.tensor([240, 440, 700]), right=True)
     marginal = speed(k=k).marginal(32)
     formula = torch.zeros(4, dtype=torch.float64).index_add_(0, bands, marginal)
@@ -170,7 +171,7 @@ def test_reproducible_with_generator() -> None:
 
 def test_change_aware_weights_fixtures_and_range() -> None:
     w = ChangeAwareWeighting(LINEAR, ceiling=0.6, tau=700, tail_weight=1.0).step_weights
-    fixtures = torch.tensor([0.4088, 0.6000, 0.4072, 1.0], dtype=torch.float64)  # speed.md (d)
+    fixtures = torch.tensor([0.4088, 0.6000, 0.4072, 1.0], dtype=torch.float64)  # docs/speed.md (d)
     torch.testing.assert_close(w[[0, 219, 699, 700]], fixtures, atol=1e-4, rtol=0)
     assert float(w[:700].min()) >= 0.4
     assert float(w[:700].max()) <= 0.6
@@ -302,7 +303,7 @@ def test_invalid_parameters_raise() -> None:
         speed(tau=1001)
     with pytest.raises(ConfigError, match=r"timesteps\.dual_anchor=1000"):
         speed(dual_anchor=1000)
-    for ceiling in (0.4, 5.0):  # 5 is the official code's default (speed.md i.2)
+    for ceiling in (0.4, 5.0):  # 5 is the official code's default (docs/speed.md i.2)
         with pytest.raises(ConfigError, match=r"loss_weighting\.ceiling"):
             build_loss_weighting(WeightingConfig("change_aware", ceiling=ceiling), LINEAR)
     with pytest.raises(ConfigError, match="schedule"):

@@ -1,4 +1,4 @@
-# The latent space of the paper tiers (speed.md (b), microdit.md (i)): a split is encoded once
+# The latent space of the paper tiers (docs/speed.md (b), docs/microdit.md (i)): a split is encoded once
 # by the diffusers AutoencoderKL of data.latent into posterior mean/std for each image and its
 # mirror; training reads them (TRAIN_INPUT in common.smk), sampling decodes with the same VAE.
 # The content-keyed cache under results/cache/latents/ lets a re-run skip the VAE.

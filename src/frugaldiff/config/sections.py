@@ -24,7 +24,7 @@ class LatentConfig:
     config.json + diffusion_pytorch_model.safetensors), the folder $FRUGALDIFF_VAE_ROOT/<vae_hub_id>
     (one machine's copies of several VAEs, with no home path in the YAML), or, only when
     `download` is true, the hub id at `vae_revision`. Its scaling factor is read from its
-    config, never assumed (speed.md (b)).
+    config, never assumed (docs/speed.md (b)).
     """
 
     vae_hub_id: str | None = None  # e.g. stabilityai/sd-vae-ft-ema: the name recorded and fetched
@@ -52,7 +52,8 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class MoEConfig:
-    """Expert-choice MoE feed-forwards of a DiT size (microdit.md (e)); None keeps the size's."""
+    """Expert-choice MoE feed-forwards of a DiT size (docs/microdit.md (e)); None keeps the
+    size's."""
 
     num_experts: int | None = None  # E (DiTConfig.num_experts)
     capacity_factor: float | None = None  # f: each expert takes ⌊f·N/E⌋ tokens per sample
@@ -65,7 +66,7 @@ class ModelConfig:
 
     None keeps the size's own value; distillation stages set dropout to 0. `moe` and
     `layerwise_scaling` switch MicroDiT's expert-choice MoE and layer-wise widths on a DiT size
-    (microdit.md (e), (f)), so an ablation is a run-table row, not a new size.
+    (docs/microdit.md (e), (f)), so an ablation is a run-table row, not a new size.
     """
 
     name: str = "unet-smoke"
@@ -79,8 +80,8 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TimestepConfig:
-    """Which noise levels training draws (diffusion/timesteps.py): SpeeD's fields (speed.md (c)),
-    then EDM's log-normal law (microdit.md (g)).
+    """Which noise levels training draws (diffusion/timesteps.py): SpeeD's fields (docs/speed.md
+    (c)), then EDM's log-normal law (docs/microdit.md (g)).
     """
 
     name: str = "uniform"  # uniform | speed | edm_lognormal
@@ -98,7 +99,8 @@ class TimestepConfig:
 
 @dataclass(frozen=True)
 class WeightingConfig:
-    """How much each noise level counts (diffusion/weighting.py); SpeeD's fields, speed.md (d)."""
+    """How much each noise level counts (diffusion/weighting.py); SpeeD's fields, docs/speed.md
+    (d)."""
 
     name: str = "snr_trunc"  # constant | snr | snr_trunc | snr_plus1 | change_aware
     ceiling: float = 0.6  # SpeeD's lambda: weights lie in [1 - ceiling, ceiling] below tau
@@ -118,7 +120,7 @@ class DiffusionConfig:
     mask_ratio: float = 0.0  # MicroDiT: share of tokens dropped in training (0: unmasked)
     sigma_data: float = 1.0  # EDM's σ_d: the core sees data ÷ σ_d (1: the data as they are)
     time_input: str = "t"  # t | c_noise (EDM's ln σ / 4): the network's time input
-    # IDDPM's learned Σ (speed.md (b)): the model outputs 2C channels, the last C interpolate
+    # IDDPM's learned Σ (docs/speed.md (b)): the model outputs 2C channels, the last C interpolate
     # log β and log β̃, trained by L_vb (diffusion/learned_variance.py); linear_beta + eps only.
     learn_sigma: bool = False
 
@@ -134,7 +136,7 @@ class DistillConfig:
     end_steps: int = 2  # the last halving's student steps
     halving_iterations: int = 50
     halving_lr: float = 1e-4  # linear to 0, no warm-up, no EMA, fresh AdamW per halving
-    # student | fine (guided_distillation.md (d)). "fine" is the grid S's default jump model
+    # student | fine (docs/guided_distillation.md (d)). "fine" is the grid S's default jump model
     # "half" needs (its N/2-step student is evaluated at odd multiples of 1/N); a run drawing S
     # `half` from a "student"-grid chain is a config error (config/tier.py).
     train_grid: str = "fine"
@@ -170,12 +172,12 @@ class TrainConfig:
 
 INIT_WEIGHTS = ("ema", "resume")
 
-# Which student makes S's 2/N jumps at N sampler steps (guided_distillation.md d):
+# Which student makes S's 2/N jumps at N sampler steps (docs/guided_distillation.md d):
 # "half": the N/2-step student (trained with train_grid "fine"); "same": the N-step student.
 JUMP_MODELS = ("half", "same")
 
 # The ancestral sampler's variances (sampling/solvers.py): β_t, the posterior β̃_t, or the
-# interpolation a learn_sigma model outputs (IDDPM's learned range, speed.md (b)).
+# interpolation a learn_sigma model outputs (IDDPM's learned range, docs/speed.md (b)).
 ANCESTRAL_VARIANCES = ("large", "small", "learned")
 
 # How a sample set places its steps (sampling/grids.py GRIDS).
@@ -190,10 +192,10 @@ class SampleSetConfig:
     steps: int = 16
     w: float = 0.0
     clip_x0: bool = True
-    # S only, on a halving chain (guided_distillation.md d): "half" = the N/2-step student makes
-    # the 2/N jumps of an N-step S sampler (drawn from it at twice its steps), "same" = each
-    # student on its own grid. It picks the halving sets the DAG draws; the sampler records the
-    # jump model its checkpoint and steps imply (the teacher and stage 1 jump with themselves;
+    # S only, on a halving chain (docs/guided_distillation.md d): "half" = the N/2-step student
+    # makes the 2/N jumps of an N-step S sampler (drawn from it at twice its steps), "same" = each
+    # student on its own grid. It picks the halving sets the DAG draws; the sampler records the jump
+    # model its checkpoint and steps imply (the teacher and stage 1 jump with themselves;
     # distill/sampling.py: halving_sample_sets, jump_model_of).
     jump_model: str = "half"
     # ancestral only: "large" | "small" | "learned" (a learn_sigma model's Σ); None: "large".
@@ -206,7 +208,7 @@ class SampleSetConfig:
 
 @dataclass(frozen=True)
 class EvaluationConfig:
-    """The evaluation protocol of a tier (papers/evaluation.md)."""
+    """The evaluation protocol of a tier (docs/evaluation.md)."""
 
     @property
     def floor_split(self) -> str:

@@ -183,7 +183,7 @@ def parse_tier_config(data: dict[str, Any], source: str) -> TierConfig:
                 raise ConfigError(
                     f"{source}: runs.{name}.sample_sets{clipped}.clip_x0 is true, but data.latent "
                     "is set: clipping x̂ to [-1, 1] suits pixels, not VAE latents; set "
-                    "clip_x0: false (SpeeD samples latents without clipping, speed.md (b))"
+                    "clip_x0: false (SpeeD samples latents without clipping, docs/speed.md (b))"
                 )
     return tier
 

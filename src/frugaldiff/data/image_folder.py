@@ -1,4 +1,4 @@
-"""Image-folder datasets of SpeeD's paper runs: FFHQ and MetFaces at 256² (speed.md (b), (g)).
+"""Image-folder datasets of SpeeD's paper runs: FFHQ and MetFaces at 256² (docs/speed.md (b), (g)).
 
 Every image goes through ADM's centre crop (guided-diffusion's `center_crop_arr`): halve with a
 box filter while the short side is at least twice the target, resize bicubically so the short

@@ -1,4 +1,5 @@
-"""ImageNet-256 from the ILSVRC2012 JPEG class folders: MicroDiT's paper tier (microdit.md (i)).
+"""ImageNet-256 from the ILSVRC2012 JPEG class folders: MicroDiT's paper tier (docs/microdit.md
+(i)).
 
 `data.archive` (or FRUGALDIFF_IMAGENET_DIR) names a folder holding `train/<wnid>/*.JPEG` and
 `val/<wnid>/*.JPEG` (val sorted into class folders, as the usual valprep.sh does). A label is

@@ -1,6 +1,6 @@
 """ImageNet 64×64 from the official downsampled npz batches (Chrabaszcz et al., arXiv 1707.08819).
 
-Guided distillation's second dataset (guided_distillation.md (g)). ImageNet needs a login, so
+Guided distillation's second dataset (docs/guided_distillation.md (g)). ImageNet needs a login, so
 there is no download: `data.archive` (or FRUGALDIFF_IMAGENET64_DIR) names a local folder holding
 the extracted `Imagenet64_train_part{1,2}_npz/train_data_batch_{1..10}.npz` and
 `Imagenet64_val_npz/val_data.npz`. Each batch holds `data` (n, 12288) uint8, channel-planar RGB

@@ -1,7 +1,7 @@
 """The one image-array contract: uint8, (N, 3, H, W), RGB, values 0..255.
 
 Datasets, sample sets and the evaluator all pass images in this form; converting model outputs
-in [-1, 1] happens once, here (papers/evaluation.md (e): round((x + 1) * 127.5), clipped). The
+in [-1, 1] happens once, here (docs/evaluation.md (e): round((x + 1) * 127.5), clipped). The
 datasets with no published checksums (ImageNet 64, the image folders) can tell a partial copy
 only by its image count, so that check lives here too, with one message for all of them.
 """

@@ -2,7 +2,7 @@
 
 SpeeD's code encodes every batch on the fly and draws a fresh posterior sample per step; cached
 latents must therefore keep the posterior's mean and std, and cover both horizontal flips
-(speed.md (b)). So each image is encoded twice, as is and mirrored ([I]: a VAE is not
+(docs/speed.md (b)). So each image is encoded twice, as is and mirrored ([I]: a VAE is not
 flip-equivariant, so flipping a latent is not the latent of the flipped image), and the batch
 schedule draws z = mean + std·ε from its per-iteration generator. File: mean and std
 (N, 2, C, h, w) float32 (axis 1: image, mirror), labels (N,), and a JSON provenance string.

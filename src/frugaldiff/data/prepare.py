@@ -2,7 +2,7 @@
 
 Every dataset ends as the same two files (train.npz, test.npz: uint8 (N, 3, H, W) + labels) and a
 meta.json, so everything downstream (latents, training, reference statistics) is shared.
-ImageNet-256 (microdit.md (i)) is 1.28M images, 252 GB as one uint8 array: it is decoded by a
+ImageNet-256 (docs/microdit.md (i)) is 1.28M images, 252 GB as one uint8 array: it is decoded by a
 pool of `workers` processes and streamed to disk (data/imagenet256.py), never held in RAM.
 """
 

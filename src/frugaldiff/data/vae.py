@@ -1,8 +1,8 @@
 """A diffusers `AutoencoderKL` as the latent codec of the paper tiers (Rombach et al. 2022).
 
-SpeeD trains DiT-XL/2 on `sd-vae-ft-ema` latents (speed.md (b)) and MicroDiT on SDXL-VAE latents
-(microdit.md (i)): 256² RGB -> 32×32×4. The weights come from a local folder or, when a tier
-allows it, the hub; a missing or malformed folder is a DataError naming the config key and what
+SpeeD trains DiT-XL/2 on `sd-vae-ft-ema` latents (docs/speed.md (b)) and MicroDiT on SDXL-VAE
+latents (docs/microdit.md (i)): 256² RGB -> 32×32×4. The weights come from a local folder or, when a
+tier allows it, the hub; a missing or malformed folder is a DataError naming the config key and what
 to put there, raised before any image is read. The model sees z' = (z - shift)·scale with both
 numbers read from the VAE's own config (0.18215 for the SD VAEs), never from a literal here.
 """

@@ -4,7 +4,7 @@ Nichol & Dhariwal (arXiv 2102.09672, sec. 3.1, eq. 15-16): the network's extra C
 v, frac = (v + 1)/2 and log Σ = frac·log β_k + (1 − frac)·log β̃_k, β̃ the posterior variance
 with its log clipped at the first step (β̃_0 = 0). L_vb is KL(q(x_{k−1}|x_k, x_0) ‖ p(x_{k−1}|x_k))
 for k > 0 and the discretised-Gaussian decoder NLL at k = 0, in bits/dim, with the mean from a
-detached ε̂ so only the ε-MSE trains the mean (speed.md (b), (e); DiT's `_vb_terms_bpd`).
+detached ε̂ so only the ε-MSE trains the mean (docs/speed.md (b), (e); DiT's `_vb_terms_bpd`).
 """
 
 import math
@@ -22,7 +22,8 @@ LOG_FLOOR = 1e-12  # IDDPM's clamp before log: probabilities that underflow stay
 
 
 def check_learn_sigma(cfg: DiffusionConfig) -> None:
-    """ConfigError unless `cfg` is a setting learned Σ is defined for here (SpeeD's, speed.md b).
+    """ConfigError unless `cfg` is a setting learned Σ is defined for here (SpeeD's, docs/speed.md
+    b).
 
     The interpolation is between a discrete process's β_k and β̃_k, and L_vb's mean comes from
     ε̂; EDM's data scaling and time input and MicroDiT's masking change what the network sees.

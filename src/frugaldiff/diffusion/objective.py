@@ -8,10 +8,10 @@ output-space MSE (ε: SNR, v: 1 + SNR); that is the same number, without dividin
 Label dropout for classifier-free guidance draws from the caller's generator. Every draw is made
 for the whole global batch and then sliced to the caller's `BatchShard` (sharding.py), so an
 example's t, ε and masks do not depend on how many processes share the batch. EDM runs divide the
-data by σ_d and give the network c_noise for t (`InputScaling`, microdit.md g); the loss is then
-EDM's weighted loss exactly. With `learned` (diffusion.learn_sigma, IDDPM's learned range) the
-network's last C channels set the variance: loss = ω·MSE(first C) + L_vb in bits/dim, the mean
-of L_vb from a detached ε̂ and L_vb unweighted (speed.md (e); diffusion/learned_variance.py).
+data by σ_d and give the network c_noise for t (`InputScaling`, docs/microdit.md g); the loss is
+then EDM's weighted loss exactly. With `learned` (diffusion.learn_sigma, IDDPM's learned range) the
+network's last C channels set the variance: loss = ω·MSE(first C) + L_vb in bits/dim, the mean of
+L_vb from a detached ε̂ and L_vb unweighted (docs/speed.md (e); diffusion/learned_variance.py).
 """
 
 from collections.abc import Callable
@@ -145,4 +145,4 @@ class DiffusionObjective:
         if vb is None:
             return weight * mse, {"t": t, "logsnr": logsnr, "weight": weight}
         diagnostics = {"t": t, "logsnr": logsnr, "weight": weight, "vb": vb.detach()}
-        return weight * mse + vb, diagnostics  # L_vb unweighted (speed.md (e))
+        return weight * mse + vb, diagnostics  # L_vb unweighted (docs/speed.md (e))

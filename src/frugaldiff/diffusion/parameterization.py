@@ -1,7 +1,7 @@
 """What the network outputs (ε, x or v) and the affine maps between them.
 
 With z = α x + σ ε and v ≡ α ε − σ x (Salimans & Ho, arXiv 2202.00512, eq. 4 ff.;
-guided_distillation.md b): x̂ from ε̂ is (z − σ ε̂)/α, from v̂ is α z − σ v̂; back again
+docs/guided_distillation.md b): x̂ from ε̂ is (z − σ ε̂)/α, from v̂ is α z − σ v̂; back again
 ε̂ = (z − α x̂)/σ and v̂ = α ε̂ − σ x̂. Solvers and guidance work on x̂ only; losses compare
 outputs in output space against `target_for`.
 
@@ -83,7 +83,7 @@ def target_for(param: str, x0: Tensor, eps: Tensor, alpha: Tensor, sigma: Tensor
 def x_mse_factor(param: str, logsnr: Tensor) -> Tensor:
     """c(λ) with output-space MSE = c · x-space MSE: 1 (x), SNR (eps), 1 + SNR (v); shape of λ.
 
-    From ε̂ − ε = −(α/σ)(x̂ − x) and v̂ − v = −(x̂ − x)/σ (guided_distillation.md b).
+    From ε̂ − ε = −(α/σ)(x̂ − x) and v̂ − v = −(x̂ − x)/σ (docs/guided_distillation.md b).
     """
     check_parameterization(param)
     if param == "x":

@@ -1,4 +1,4 @@
-"""What the network sees of the VP core: data ÷ σ_d and its time input (EDM, microdit.md (g)).
+"""What the network sees of the VP core: data ÷ σ_d and its time input (EDM, docs/microdit.md (g)).
 
 EDM (Karras et al., arXiv 2206.00364, Table 1) is the VP core read with x̃ = x/σ_d and log-SNR
 λ = 2 ln(σ_d/σ): c_in·x_σ = α x̃ + σ_t ε is the VP state, F's target (x − c_skip·x_σ)/c_out is
@@ -76,7 +76,7 @@ class InputScaling:
 
         The embedders take sinusoids of TIME_SCALE·time (embeddings.py), so passing
         c_noise / TIME_SCALE makes them see c_noise itself, unscaled, as EDM's and MicroDiT's
-        embedders do (microdit.md (b) 2).
+        embedders do (docs/microdit.md (b) 2).
         """
         if self.time_input == "t":
             return t

@@ -1,13 +1,13 @@
 """VP noise schedules in continuous time, t ∈ [0, 1], t = 1 noisiest.
 
 z_t = α_t x + σ_t ε with α² + σ² = 1, so a schedule is one function, the logSNR
-λ(t) = log(α²/σ²); α² = sigmoid(λ), σ² = sigmoid(−λ) (guided_distillation.md b). The truncated
+λ(t) = log(α²/σ²); α² = sigmoid(λ), σ² = sigmoid(−λ) (docs/guided_distillation.md b). The truncated
 cosine schedule is PD's (Salimans & Ho, arXiv 2202.00512); the linear-β schedule is DDPM's
 (Ho et al., arXiv 2006.11239), used by DiT and SpeeD, exposed through the same continuous
 interface so that solvers never see step indices. Conversions step ↔ t live here only;
-`StepGrid` gives any schedule DDPM step indices and SpeeD's anchors (arXiv 2405.17403, speed.md b).
-EDM's noise level σ (Karras et al., arXiv 2206.00364) is the VP core's λ on data ÷ σ_d:
-λ = 2 ln(σ_d/σ) (microdit.md g; `edm_sigma_to_logsnr`).
+`StepGrid` gives any schedule DDPM step indices and SpeeD's anchors (arXiv 2405.17403, docs/speed.md
+b). EDM's noise level σ (Karras et al., arXiv 2206.00364) is the VP core's λ on data ÷ σ_d: λ = 2
+ln(σ_d/σ) (docs/microdit.md g; `edm_sigma_to_logsnr`).
 """
 
 import math
@@ -54,7 +54,8 @@ class NoiseSchedule(ABC):
         return torch.sigmoid(lam).sqrt(), torch.sigmoid(-lam).sqrt()
 
     def sigma_ratio(self, t_from: Tensor, t_to: Tensor) -> Tensor:
-        """σ_to / σ_from = exp(½(softplus(λ_from) − softplus(λ_to))) (guided_distillation.md f).
+        """σ_to / σ_from = exp(½(softplus(λ_from) − softplus(λ_to))) (docs/guided_distillation.md
+        f).
 
         log σ² = −softplus(λ), so the ratio never divides two tiny σ near t = 0.
         """
@@ -64,7 +65,7 @@ class NoiseSchedule(ABC):
 class CosineLogSNRSchedule(NoiseSchedule):
     """Truncated cosine: λ(t) = −2 log tan(a t + b), λ(0) = λ_max, λ(1) = λ_min.
 
-    b = arctan(e^{−λ_max/2}), a = arctan(e^{−λ_min/2}) − b (PD code, guided_distillation.md b).
+    b = arctan(e^{−λ_max/2}), a = arctan(e^{−λ_min/2}) − b (PD code, docs/guided_distillation.md b).
     With the defaults α_1 = σ_0 ≈ 4.54e-5, not 0.
     """
 
@@ -166,7 +167,7 @@ class LinearBetaSchedule(DiscreteSchedule):
 
 def edm_sigma_to_logsnr(sigma: Tensor, sigma_data: float) -> Tensor:
     """λ = 2 ln(σ_d/σ): EDM's x + σε, divided by √(σ² + σ_d²), is the VP state α x̃ + σ_t ε of
-    x̃ = x/σ_d with α² = σ_d²/(σ² + σ_d²) (microdit.md g). Shape and dtype of sigma (> 0).
+    x̃ = x/σ_d with α² = σ_d²/(σ² + σ_d²) (docs/microdit.md g). Shape and dtype of sigma (> 0).
     """
     return 2.0 * (math.log(sigma_data) - torch.log(sigma))
 
@@ -194,19 +195,19 @@ def build_schedule_by_name(name: str) -> NoiseSchedule:
     return build_schedule(ScheduleConfig(name=name))
 
 
-DUAL_ANCHOR_THRESHOLD = 1e-4  # SpeeD's `meaningful_steps` cut on ∇√(1 − ᾱ) (speed.md b)
+DUAL_ANCHOR_THRESHOLD = 1e-4  # SpeeD's `meaningful_steps` cut on ∇√(1 − ᾱ) (docs/speed.md b)
 CELL_MARGIN = 0.01  # continuous StepGrid: t stays this fraction of a cell away from its edges
 
 
 class StepGrid:
-    """T step indices over any schedule, for methods defined on DDPM steps (SpeeD, speed.md b).
+    """T step indices over any schedule, for methods defined on DDPM steps (SpeeD, docs/speed.md b).
 
     Discrete schedule: its own steps, step k at t = (k + 1)/T, ᾱ_k its table. Continuous
     schedule: the equivalent grid of `num_steps` equal cells of t; step k owns t ∈ (k/T, (k+1)/T]
     and ᾱ_k = α²((k + 1)/T), so the grid reads the schedule the way a discretised DDPM would.
     Step-indexed constants (SpeeD's τ = 700 and the anchors t*, m) thus keep their meaning as
     positions in time, which is how the paper treats its quad and cosine schedules (τ stays 700,
-    the anchors move with the schedule; speed.md b, i.3).
+    the anchors move with the schedule; docs/speed.md b, i.3).
     """
 
     def __init__(self, schedule: NoiseSchedule, num_steps: int = ScheduleConfig.num_steps) -> None:
@@ -252,7 +253,7 @@ class StepGrid:
         return torch.searchsorted(self._neg_edges, -logsnr.to(torch.float64).contiguous())
 
     def change_rate(self) -> Tensor:
-        """g_k = ∇Ψ_k with Ψ = 1 − ᾱ and ∇ = numpy.gradient (speed.md b, d); (T,) float64."""
+        """g_k = ∇Ψ_k with Ψ = 1 − ᾱ and ∇ = numpy.gradient (docs/speed.md b, d); (T,) float64."""
         psi = 1.0 - self.alphas_cumprod.cpu().numpy()
         return torch.from_numpy(np.gradient(psi))
 
@@ -261,7 +262,7 @@ class StepGrid:
         return int(torch.argmax(self.change_rate()))
 
     def dual_anchor_step(self, threshold: float = DUAL_ANCHOR_THRESHOLD) -> int:
-        """m = 1 + the first k with ∇√(1 − ᾱ_k) < threshold (642 for linear β; speed.md b)."""
+        """m = 1 + the first k with ∇√(1 − ᾱ_k) < threshold (642 for linear β; docs/speed.md b)."""
         rate = np.gradient(np.sqrt(1.0 - self.alphas_cumprod.cpu().numpy()))
         below = np.flatnonzero(rate < threshold)
         if below.size == 0:

@@ -3,9 +3,9 @@
 As in guided-diffusion's `resample.py`, the distribution is an object, separate from how much a
 level counts (weighting.py). Samplers return float t ∈ (0, 1] (t = 1 noisiest); a discrete
 schedule's samplers return only its grid values t = (k + 1)/T, so `t_to_step` recovers k
-exactly. SpeeD's asymmetric sampler (Wang et al., arXiv 2405.17403; speed.md c) draws steps
+exactly. SpeeD's asymmetric sampler (Wang et al., arXiv 2405.17403; docs/speed.md c) draws steps
 from a two-level law by inverse CDF, plus dual steps about an anchor m.
-EDM's log-normal noise levels (Karras et al., arXiv 2206.00364; microdit.md g) are drawn in σ
+EDM's log-normal noise levels (Karras et al., arXiv 2206.00364; docs/microdit.md g) are drawn in σ
 and returned as t of an invertible continuous schedule.
 """
 
@@ -37,7 +37,7 @@ class TimestepSampler(Protocol):
 
 
 def two_level_pmf(num_steps: int, k: float, tau: int) -> Tensor:
-    """SpeeD's p(step) = k/Z below τ, 1/Z from τ on, Z = T + τ(k − 1) (speed.md c.1); (T,) f64.
+    """SpeeD's p(step) = k/Z below τ, 1/Z from τ on, Z = T + τ(k − 1) (docs/speed.md c.1); (T,) f64.
 
     k = 1 (or τ = T with any k) is the uniform law 1/T, bit for bit the same table.
     """
@@ -50,7 +50,7 @@ class StepLaw:
     """A pmf over steps, drawn by float64 inverse CDF: min(searchsorted(CDF, u), T − 1).
 
     u ~ U[0, 1) comes from the caller's generator (one float64 per draw), so the law is exactly
-    the official `torch.multinomial`'s (speed.md c.2) and equal tables give equal draws.
+    the official `torch.multinomial`'s (docs/speed.md c.2) and equal tables give equal draws.
     """
 
     def __init__(self, pmf: Tensor) -> None:
@@ -82,9 +82,9 @@ class UniformTimestepSampler:
 
     The continuous draw is 1 − u with u ~ U[0, 1), so t = 0 (the clean data, where ε-targets and
     σ-divisions are undefined) is never drawn but t = 1 can be. The discrete draw is SpeeD's
-    inverse-CDF routine with p = 1/T (speed.md c.2), so `speed` with k = 1 and no dual gives the
-    same steps for the same generator state. Draws happen on the generator's device and are
-    then moved, so a CPU generator gives the same t for any training device.
+    inverse-CDF routine with p = 1/T (docs/speed.md c.2), so `speed` with k = 1 and no dual gives
+    the same steps for the same generator state. Draws happen on the generator's device and are then
+    moved, so a CPU generator gives the same t for any training device.
     """
 
     def __init__(self, schedule: NoiseSchedule) -> None:
@@ -110,7 +110,7 @@ class UniformTimestepSampler:
 
 
 class SpeeDTimestepSampler:
-    """SpeeD's asymmetric sampler (speed.md c): steps below τ are k times likelier, plus duals.
+    """SpeeD's asymmetric sampler (docs/speed.md c): steps below τ are k times likelier, plus duals.
 
     Per batch of n: n₁ = ⌊n/2⌋ + 1 primaries s ~ p (`two_level_pmf`), then the duals
     d = m − s if s < m else s − m of the first n − n₁ primaries; no importance weights. With
@@ -121,12 +121,12 @@ class SpeeDTimestepSampler:
     continuous schedule T = 1000 equal cells of t, with τ and the derived m read as positions
     on that grid (τ = 700 ↔ t = 0.7). We chose the grid over matching the logSNR of the linear-β
     step τ because the paper keeps τ = 700 as a step index when it changes the schedule (quad,
-    cosine) and re-derives only m (speed.md b, i.3); a logSNR match would move τ instead. On the
-    continuous grid t is spread uniformly inside each step's cell (bar a 1% margin at its edges,
-    `StepGrid.steps_to_t`), reusing the inverse-CDF uniform, so the cell equals the discrete
-    draw's step for the same generator; a dual keeps its primary's place in the cell. Each cell
-    gets exactly its step's mass, so k = 1 without dual is U(0, 1] on every cell (not in bits:
-    `uniform` draws 1 − u there).
+    cosine) and re-derives only m (docs/speed.md b, i.3); a logSNR match would move τ instead. On
+    the continuous grid t is spread uniformly inside each step's cell (bar a 1% margin at its edges,
+    `StepGrid.steps_to_t`), reusing the inverse-CDF uniform, so the cell equals the discrete draw's
+    step for the same generator; a dual keeps its primary's place in the cell. Each cell gets
+    exactly its step's mass, so k = 1 without dual is U(0, 1] on every cell (not in bits: `uniform`
+    draws 1 − u there).
     """
 
     def __init__(
@@ -140,7 +140,7 @@ class SpeeDTimestepSampler:
         self.grid = StepGrid(schedule)
         num_steps = self.grid.num_steps
         if not (math.isfinite(k) and k >= 1.0):
-            raise ConfigError(f"timesteps.k={k}; expected a finite k >= 1 (speed.md i.2)")
+            raise ConfigError(f"timesteps.k={k}; expected a finite k >= 1 (docs/speed.md i.2)")
         if not 1 <= tau <= num_steps:
             raise ConfigError(f"timesteps.tau={tau}; expected a step index in [1, {num_steps}]")
         self.anchor = self.grid.dual_anchor_step() if dual_anchor is None else int(dual_anchor)
@@ -161,11 +161,11 @@ class SpeeDTimestepSampler:
         return cls(schedule, k=cfg.k, tau=cfg.tau, dual=cfg.dual, dual_anchor=cfg.dual_anchor)
 
     def primary_count(self, batch_size: int) -> int:
-        """n₁ = ⌊n/2⌋ + 1 with dual sampling (speed.md c.2), n without."""
+        """n₁ = ⌊n/2⌋ + 1 with dual sampling (docs/speed.md c.2), n without."""
         return batch_size // 2 + 1 if self.dual else batch_size
 
     def dual_of(self, steps: Tensor) -> Tensor:
-        """d = m − s for s < m, s − m otherwise (speed.md c.3); never above m."""
+        """d = m − s for s < m, s − m otherwise (docs/speed.md c.3); never above m."""
         return torch.where(steps < self.anchor, self.anchor - steps, steps - self.anchor)
 
     def dual_pmf(self) -> Tensor:
@@ -200,7 +200,7 @@ class EDMLogNormalTimestepSampler:
     """EDM's training law ln σ ~ N(P_mean, P_std²) (Karras et al. 2022, Table 1), on the VP core.
 
     σ is EDM's noise level in data units; on data ÷ σ_d it is log-SNR λ = 2 ln σ_d − 2 ln σ =
-    2 ln σ_d − 2(P_mean + P_std·n), n ~ N(0, 1) (microdit.md g), returned as t = λ⁻¹(λ) of the
+    2 ln σ_d − 2(P_mean + P_std·n), n ~ N(0, 1) (docs/microdit.md g), returned as t = λ⁻¹(λ) of the
     cosine schedule (any strictly decreasing λ(t) would do: t is only a coordinate here). n is
     drawn in float64 on the generator's device. λ is clamped to the schedule's [λ_min, λ_max]
     (cosine ±20: |n| ≳ 8 at the pixel values, never in practice), so t ∈ [0, 1].

@@ -1,11 +1,11 @@
 """Loss weightings ω(λ): how much a noise level counts, kept apart from how often it is drawn.
 
 Every weighting multiplies the x-space MSE, loss = ω(λ)·mean‖x̂ − x‖². Because
-‖ε̂ − ε‖² = SNR·‖x̂ − x‖² and ‖v̂ − v‖² = (1 + SNR)·‖x̂ − x‖² (guided_distillation.md b), the
+‖ε̂ − ε‖² = SNR·‖x̂ − x‖² and ‖v̂ − v‖² = (1 + SNR)·‖x̂ − x‖² (docs/guided_distillation.md b), the
 ε-MSE is ω = SNR, the v-MSE ω = 1 + SNR, and PD's "truncated SNR" max(x-MSE, ε-MSE) is
 ω = max(SNR, 1) (Salimans & Ho, arXiv 2202.00512, sec. 4). SNR = e^λ.
 
-SpeeD's change-aware weighting (Wang et al., arXiv 2405.17403; speed.md d) is a table over
+SpeeD's change-aware weighting (Wang et al., arXiv 2405.17403; docs/speed.md d) is a table over
 steps, built from the schedule (`StepGrid`) and its own parameters (λ ceiling, τ, tail weight).
 It multiplies the ε-MSE, so in this module's convention it is ω = SNR·w_step. Every weighting is
 built by `from_config(cfg, schedule)`; the schedule-free ones ignore both.
@@ -70,7 +70,7 @@ class SNRPlusOneWeighting(_ScheduleFreeWeighting):
 
 
 class ChangeAwareWeighting:
-    """SpeeD's change-aware weights (speed.md d), as ω = SNR·w_step on the x-MSE.
+    """SpeeD's change-aware weights (docs/speed.md d), as ω = SNR·w_step on the x-MSE.
 
     g = ∇Ψ with Ψ = 1 − ᾱ over the step grid (numpy.gradient), ĝ = min-max normalised g over
     all T steps, w = (1 − λ) + (2λ − 1)·ĝ below τ (so w ∈ [1 − λ, λ], peak at t*), w =
@@ -88,11 +88,12 @@ class ChangeAwareWeighting:
     ) -> None:
         self.grid = StepGrid(schedule)
         num_steps = self.grid.num_steps
-        # Deviation: the official Speed_IDDPM defaults to λ = 5 (negative weights, speed.md i.2);
-        # we reject λ outside [0.5, 1] instead.
+        # Deviation: the official Speed_IDDPM defaults to λ = 5 (negative weights, docs/speed.md
+        # i.2); we reject λ outside [0.5, 1] instead.
         if not 0.5 <= ceiling <= 1.0:
             raise ConfigError(
-                f"loss_weighting.ceiling={ceiling}; expected 0.5 <= ceiling <= 1 (speed.md i.2)"
+                f"loss_weighting.ceiling={ceiling}; expected 0.5 <= ceiling <= 1 "
+                "(docs/speed.md (i) 2)"
             )
         if not 1 <= tau <= num_steps:
             raise ConfigError(

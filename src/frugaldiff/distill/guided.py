@@ -1,6 +1,6 @@
 """Stage 1 of guided distillation: a w-conditioned student matches the CFG teacher.
 
-Meng et al. (arXiv 2210.03142, eq. 5 form; guided_distillation.md e): minimise
+Meng et al. (arXiv 2210.03142, eq. 5 form; docs/guided_distillation.md e): minimise
 E[ω(λ_t)·‖x̂_η(z_t, c, w) − ((1 + w) x̂_θ(z_t, c) − w x̂_θ(z_t, ∅))‖²] with w ~ U[w_min, w_max]
 per example and t ~ U(0, 1]. The student starts as the teacher's EMA weights plus a
 zero-initialised w embedding, so at initialisation it is the conditional teacher at every w.
@@ -57,7 +57,7 @@ def per_sample_loss(
 ) -> tuple[Tensor, Tensor]:
     """(ω/c · output-space MSE (B,), ω/c (B,)): ω(λ)·x-MSE evaluated in output space.
 
-    c = x_mse_factor converts the x-space MSE to the output space's (guided_distillation.md b),
+    c = x_mse_factor converts the x-space MSE to the output space's (docs/guided_distillation.md b),
     as DiffusionObjective does, so both stages weight errors exactly like the teacher's loss.
     """
     mse = (out.to(target.dtype) - target).pow(2).flatten(1).mean(1)  # (B,)
@@ -96,7 +96,7 @@ class GuidanceDistillationObjective:
 
         One teacher call on 2B rows (conditional first, then the null label): 2 NFE per example.
         Guidance is affine with weights summing to 1, so combining raw ε/x/v outputs equals
-        combining x̂ and converting (guided_distillation.md c), without dividing by σ_t ≈ 4.5e-5
+        combining x̂ and converting (docs/guided_distillation.md c), without dividing by σ_t ≈ 4.5e-5
         near t = 0 as an x̂ → v round trip would. Nothing is clipped.
         """
         batch = z.shape[0]

@@ -1,8 +1,8 @@
 """Stage 2 of guided distillation: one progressive-distillation halving, N·2 → N steps.
 
-Salimans & Ho (arXiv 2202.00512, Alg. 2; guided_distillation.md f): at t = i/N the teacher makes
-two DDIM steps t → t′ = t − 0.5/N → t″ = t − 1/N, and the student regresses the x̃ whose single
-DDIM step from t lands on the teacher's z_{t″}:
+Salimans & Ho (arXiv 2202.00512, Alg. 2; docs/guided_distillation.md f): at t = i/N the teacher
+makes two DDIM steps t → t′ = t − 0.5/N → t″ = t − 1/N, and the student regresses the x̃ whose
+single DDIM step from t lands on the teacher's z_{t″}:
     x̃ = (z_{t″} − (σ_{t″}/σ_t) z_t) / (α_{t″} − (σ_{t″}/σ_t) α_t),
 or the teacher's x̂ at t′ when t″ = 0 (i = 1). Teacher and student are w-conditioned (Meng et
 al., arXiv 2210.03142): the first teacher is the stage-1 student's EMA, later ones the previous
@@ -27,7 +27,7 @@ from frugaldiff.sampling.grids import timestep_grid
 from frugaldiff.sampling.solvers import ddim_update
 from frugaldiff.sharding import BatchShard
 
-# Where a student's halving draws its training times (guided_distillation.md d):
+# Where a student's halving draws its training times (docs/guided_distillation.md d):
 # "student": its own grid i/N (PD); "fine": the teacher's grid j/(2N), which the N-step student
 # needs when it serves as Meng's S sampler's jump model at 2N steps (`jump_model: half`).
 TRAIN_GRIDS = ("student", "fine")
@@ -41,7 +41,7 @@ def halving_chain(start_steps: int, end_steps: int) -> list[int]:
     """Student step counts of successive halvings: halving_chain(8, 1) == [4, 2, 1].
 
     start_steps is the first teacher's sampler steps N₀; one halving per entry, each student
-    the next one's teacher (guided_distillation.md f, "Schedule"). Both must be powers of two
+    the next one's teacher (docs/guided_distillation.md f, "Schedule"). Both must be powers of two
     with end_steps < start_steps.
     """
     for key, value in (("start_steps", start_steps), ("end_steps", end_steps)):
@@ -117,7 +117,7 @@ class ProgressiveDistillationObjective:
     def times(self, index: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(t, t′, t″) (B,) float64 for fine indices j (B,): t_j, t_{j−1}, t_{j−2}, floored at 0.
 
-        Ends at t′ then t″ (pitfall i.1: never the other way round).
+        Ends at t′ then t″ (docs/guided_distillation.md (i) 1: never the other way round).
         """
         fine_t = self.fine_t.to(index.device)  # (2N + 1,)
         return fine_t[index], fine_t[(index - 1).clamp(min=0)], fine_t[(index - 2).clamp(min=0)]

@@ -1,10 +1,11 @@
 """Sampling a distilled, w-conditioned student: 1 network pass per step (Meng et al. 2023).
 
 The student takes w as an input, so the solvers' denoiser D(z, t) → x̂ is one call on B rows,
-not the CFG teacher's 2B (guided_distillation.md c, h: "student: 1"). It plugs into DDIMSolver
+not the CFG teacher's 2B (docs/guided_distillation.md c, h: "student: 1"). It plugs into DDIMSolver
 ("D") and MengStochasticSolver ("S") on timestep_grid(N, schedule). Stage-2 students are
-discrete: sample them on their own grid only (pitfall i.7), except S with `jump_model: half`,
-where the N/2-step student drives an N-step S sampler (jump_model_of, halving_sample_sets).
+discrete: sample them on their own grid only (docs/guided_distillation.md (i) 7), except S with
+`jump_model: half`, where the N/2-step student drives an N-step S sampler (jump_model_of,
+halving_sample_sets).
 """
 
 import dataclasses
@@ -98,9 +99,9 @@ def jump_model_of(
 
     Only S makes 2/N jumps, so other solvers get None. A halving's `student_steps`-step student
     drives S at its own step count (`same`) or at twice it (`half`: it makes every 2/N jump of
-    the 2·student_steps-step sampler and its last 1/N step, guided_distillation.md d); any
-    other step count is off its grid (pitfall i.7): ConfigError. The teacher and the stage-1
-    student are continuous in t, so S jumps with the sampled network itself: `same`.
+    the 2·student_steps-step sampler and its last 1/N step, docs/guided_distillation.md d); any
+    other step count is off its grid (docs/guided_distillation.md (i) 7): ConfigError. The teacher
+    and the stage-1 student are continuous in t, so S jumps with the sampled network itself: `same`.
     """
     is_s = solver == "stochastic"
     if not halving or sampler_steps == student_steps:

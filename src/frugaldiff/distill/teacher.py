@@ -1,8 +1,8 @@
 """A frozen teacher network as the fixed predictor distillation targets are built from.
 
-Both stages of guided distillation (guided_distillation.md e, f) query their teacher without
-gradients, in eval mode, in full precision and unclipped (pitfalls i.2, i.5): this module owns
-those rules, so the objectives only combine its outputs.
+Both stages of guided distillation (docs/guided_distillation.md e, f) query their teacher without
+gradients, in eval mode, in full precision and unclipped (docs/guided_distillation.md (i) 2, 5):
+this module owns those rules, so the objectives only combine its outputs.
 """
 
 from collections.abc import Callable
@@ -35,7 +35,7 @@ class FrozenTeacher:
     `network` is an nn.Module (frozen here) or any callable with the UNet signature
     (z, t, labels[, w]) -> raw output of type `parameterization`. Calls run under no_grad with
     autocast disabled, on float32 inputs (float64 ones stay float64), so a bf16 training step
-    still gets fp32 targets (guided_distillation.md e: "fp32, unclipped").
+    still gets fp32 targets (docs/guided_distillation.md e: "fp32, unclipped").
     """
 
     def __init__(

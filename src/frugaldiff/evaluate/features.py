@@ -1,6 +1,6 @@
 """Inception pool3 features (2048-d) for FID/KID, through torch-fidelity and clean-fid, offline.
 
-papers/evaluation.md (a)/(b)3/(b)4: the primary pipeline is torch-fidelity's
+docs/evaluation.md (a)/(b)3/(b)4: the primary pipeline is torch-fidelity's
 `inception-v3-compat` (TF1-exact bilinear resize inside the model) with the converted 2015-12-05
 weights, registered under its own name so torch-fidelity's caches never mix it with the stock
 download; the cross-check is clean-fid's mode "clean" (PIL bicubic on float32). Float32 only.
@@ -83,7 +83,7 @@ class OfflineInceptionV3(FeatureExtractorInceptionV3):
         if metric == "isc":
             raise ConfigError(
                 f"{EXTRACTOR_NAME}: Inception Score is n/a (no logits weights); "
-                "papers/evaluation.md (a)"
+                "docs/evaluation.md (a)"
             )
         return FeatureExtractorInceptionV3.get_default_feature_layer_for_metric(metric)
 
@@ -115,7 +115,7 @@ class ImageArrayDataset(Dataset):
 
 @contextlib.contextmanager
 def strict_float32() -> Iterator[None]:
-    """Disable TF32 in convolutions and matmuls on GPU for the block (papers/evaluation.md (e))."""
+    """Disable TF32 in convolutions and matmuls on GPU for the block (docs/evaluation.md (e))."""
     saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False

@@ -1,6 +1,6 @@
 """FID, KID and the IS placeholder on Inception pool3 features; one sample set vs a reference.
 
-papers/evaluation.md (a): FID = |mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^{1/2}) (Heusel et al.
+docs/evaluation.md (a): FID = |mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^{1/2}) (Heusel et al.
 2017, eq. 6) in float64; KID = torch-fidelity's unbiased MMD^2 with the cubic polynomial kernel
 (Bińkowski et al. 2018), its defaults, its draws, its kernel code; IS is "n/a (no logits
 weights)". Samples and reference must share weights and resize mode; N of both and the KID
@@ -137,7 +137,7 @@ def kernel_inception_distance(
     them; a test checks the values are equal. Written out so that only the drawn rows are read
     and cast: a 1.28M-image reference's features are a 10 GB memory map (21 GB as float64).
     The subset size is lowered to min(n1, n2, subset_size), which torch-fidelity refuses to do
-    itself; callers record the returned size (evaluation.md (a)).
+    itself; callers record the returned size (docs/evaluation.md (a)).
     """
     if subset_size < 2 or subsets < 1:
         raise ConfigError(

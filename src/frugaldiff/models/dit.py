@@ -2,7 +2,7 @@
 
 DiT: patchify, a fixed 2-D sin-cos position embedding, adaLN-zero blocks conditioned on the
 time + label embedding, a zero-initialised final layer, unpatchify. MicroDiT (Sehwag et al.
-2024, arXiv 2407.15811; microdit.md (b)) adds a patch-mixer over all tokens, deferred or naive
+2024, arXiv 2407.15811; docs/microdit.md (b)) adds a patch-mixer over all tokens, deferred or naive
 masking via `keep_indices`, expert-choice MoE feed-forwards and layer-wise scaling.
 """
 
@@ -41,7 +41,7 @@ class DiTConfig:
     before masking (0: none); masking says where `keep_indices` drop tokens: "deferred" after
     the mixer, "naive" before it, "none" never. ffn "moe" makes every `moe_every`-th block
     (not the backbone's last) an expert-choice MoE of `num_experts` experts; layerwise_scaling
-    grows the backbone's attention/FFN widths with depth (microdit.md (e), (f)).
+    grows the backbone's attention/FFN widths with depth (docs/microdit.md (e), (f)).
     """
 
     image_size: int
@@ -117,7 +117,8 @@ def moe_blocks(cfg: DiTConfig, depth: int, *, dense_last: bool) -> frozenset[int
     """Indices of the MoE blocks in a stack of `depth` (empty unless ffn == "moe").
 
     Block i is MoE iff i % moe_every == moe_every − 1; the backbone keeps its last block dense
-    (dense_last; moe_every 2: odd i ≤ L−2, 13 of 28 in XL), the mixer does not (microdit.md (e)).
+    (dense_last; moe_every 2: odd i ≤ L−2, 13 of 28 in XL), the mixer does not (docs/microdit.md
+    (e)).
     """
     if cfg.ffn != "moe":
         return frozenset()
@@ -130,7 +131,7 @@ def stack_widths(cfg: DiTConfig, depth: int, *, in_mixer: bool) -> list[BlockWid
     """Attention and FFN widths of each block of the backbone (or of the mixer).
 
     Constant (DiT, and always the mixer): d_attn = D, FFN hidden = mlp_ratio·D. Layer-wise
-    scaling (microdit.md (f)) grows α_i from 0.5 to 1 and β_i from 0.5 to 4 over the backbone,
+    scaling (docs/microdit.md (f)) grows α_i from 0.5 to 1 and β_i from 0.5 to 4 over the backbone,
     with the rounding rules of `models/scaling.py` (GELU MLP 32·⌈β_i·D/32⌉, MoE 256·⌈·⌉).
     """
     dim, head_dim = cfg.hidden_size, cfg.hidden_size // cfg.num_heads
@@ -198,7 +199,7 @@ class DiT(nn.Module):
 
     Tokens: patch embed + fixed sin-cos table (added once, before any masking) → patch-mixer
     blocks → backbone blocks → final layer. With keep_indices the "naive" model gathers the kept
-    tokens before the mixer, the "deferred" one after it (microdit.md (b) 3-8, (c)); the final
+    tokens before the mixer, the "deferred" one after it (docs/microdit.md (b) 3-8, (c)); the final
     layer's (B, K, p²C) patches are scattered back and dropped patches are exactly 0.
     """
 
@@ -225,7 +226,7 @@ class DiT(nn.Module):
             nn.init.zeros_(layer.bias)
         # Deviation: LabelEmbedder's uniform 1/num_classes-variance init, not DiT's N(0, 0.02²).
         self.label_embedder = LabelEmbedder(cfg.num_classes, dim)
-        # Deviation: the mixer has the backbone's width D (microdit.md (b) 3, "ours"), so the
+        # Deviation: the mixer has the backbone's width D (docs/microdit.md (b) 3, "ours"), so the
         # official LN + Linear projections into and out of a narrower mixer are not needed.
         self.mixer = _stack(cfg, cfg.patch_mixer_depth, in_mixer=True)
         self.blocks = _stack(cfg, cfg.depth, in_mixer=False)
@@ -295,7 +296,7 @@ class DiT(nn.Module):
             x = block(x, c)  # (B, K, D)
         x = self.final_layer(x, c)  # (B, K, p²·C_out)
         if mask is not None:
-            # microdit.md (b) 8: dropped slots are a constant 0, not a learned token (the masked
-            # loss never reaches them, so a learned one would get no gradient).
+            # docs/microdit.md (b) 8: dropped slots are a constant 0, not a learned token (the
+            # masked loss never reaches them, so a learned one would get no gradient).
             x = restore_tokens(x, x.new_zeros(x.shape[2]), mask.restore)  # (B, N, p²·C_out)
         return self.unpatchify(x)  # (B, C_out, H, W)

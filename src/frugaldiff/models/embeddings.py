@@ -93,7 +93,7 @@ class GuidanceWeightEmbedder(nn.Module):
     Features are the time sinusoid at 1000·w/w_max, i.e. `TimestepEmbedder.features(w / w_max)`:
     same width and frequencies, with w in [0, w_max] spanning what t spans in [0, 1]. The last
     Linear is zero-initialised, so a freshly attached embedder adds exactly 0 and the stage-1
-    student equals its conditional teacher at every w (guided_distillation.md (e), item 4).
+    student equals its conditional teacher at every w (docs/guided_distillation.md (e), item 4).
     """
 
     def __init__(self, dim: int, w_max: float, *, frequency_dim: int) -> None:

@@ -4,14 +4,14 @@ Expert-choice routing (Zhou et al. 2022, arXiv 2202.09368) as the official `Feed
 does it: softmax over experts per token; per *sample* each expert takes the k = ⌊f·N/E⌋ tokens
 of highest probability; output = Σ over the experts that took a token of prob · expert(token),
 without renormalisation. A token may be taken by several experts or by none (it then gets 0 and
-only the residual carries it). No router noise, no auxiliary loss. Details: microdit.md (e).
+only the residual carries it). No router noise, no auxiliary loss. Details: docs/microdit.md (e).
 """
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-# Official init (microdit.md (b)): trunc-normal 0.02 on the gate and w1; the caller passes the
+# Official init (docs/microdit.md (b)): trunc-normal 0.02 on the gate and w1; the caller passes the
 # block's output std (0.02/√(2(i+1)) in block i) for w2.
 ROUTER_INIT_STD = 0.02
 EXPERT_IN_INIT_STD = 0.02
@@ -24,7 +24,7 @@ def expert_capacity(num_tokens: int, num_experts: int, capacity_factor: float) -
     """
     k = int(capacity_factor * num_tokens / num_experts)
     # Deviation: clamped to [1, N]. The official code would route nothing at k = 0 (smoke
-    # sizes, microdit.md (k) 7) and fail in topk at k > N (f > E).
+    # sizes, docs/microdit.md (k) 7) and fail in topk at k > N (f > E).
     return min(max(k, 1), num_tokens)
 
 

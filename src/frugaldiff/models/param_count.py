@@ -2,7 +2,7 @@
 
 MicroDiT (Sehwag et al. 2024, arXiv 2407.15811) calls its final model a "1.16 B parameter
 sparse transformer": that is the *total* trainable count, every expert included, of the
-released `MicroDiT_XL_2` (1,165,442,320; microdit.md (h)); the sin-cos table is a buffer. DiT
+released `MicroDiT_XL_2` (1,165,442,320; docs/microdit.md (h)); the sin-cos table is a buffer. DiT
 (Peebles & Xie 2023, arXiv 2212.09748): XL/2 has 675,129,632, its frozen pos-emb Parameter
 included. Per block: DiT 18D² + 15D; MicroDiT 3D + 4·D·d_attn + 4D² + FFN + 6D(D + 1).
 """

@@ -3,8 +3,8 @@
 `MODEL_SIZES` maps a size name (also the CLI's and the YAML's `model.name`) to a frozen family
 config; `MODEL_FAMILIES` maps that config's type to its module class. The U-Nets of progressive
 distillation (Salimans & Ho 2022) and guided distillation (Meng et al. 2023; sizes:
-guided_distillation.md (g)) sit beside DiTs (Peebles & Xie 2023; sizes: speed.md (g)) and their
-MicroDiT variants (Sehwag et al. 2024; microdit.md (h), (i)).
+docs/guided_distillation.md (g)) sit beside DiTs (Peebles & Xie 2023; sizes: docs/speed.md (g)) and
+their MicroDiT variants (Sehwag et al. 2024; docs/microdit.md (h), (i)).
 """
 
 import dataclasses
@@ -40,8 +40,8 @@ def _latent_dit(hidden_size: int, depth: int, num_heads: int) -> DiTConfig:
     )
 
 
-# CIFAR-10 pixel DiTs: speed.md (g) (smoke: depth 2, width 64, patch 4; cifar10: DiT-S/2) and
-# microdit.md (i) (the same backbones; deferred adds a mixer of 1×64 / 2×384, naive none).
+# CIFAR-10 pixel DiTs: docs/speed.md (g) (smoke: depth 2, width 64, patch 4; cifar10: DiT-S/2) and
+# docs/microdit.md (i) (the same backbones; deferred adds a mixer of 1×64 / 2×384, naive none).
 _DIT_SMOKE = DiTConfig(
     image_size=32, patch_size=4, hidden_size=64, depth=2, num_heads=2, num_classes=10
 )
@@ -115,15 +115,15 @@ MODEL_SIZES: dict[str, FamilyConfig] = {
     "DiT-B/2": _latent_dit(768, 12, 12),
     "DiT-L/2": _latent_dit(1024, 24, 16),
     "DiT-XL/2": _latent_dit(1152, 28, 16),
-    # MicroDiT paper tier (microdit.md (h), (i)): MicroDiT_Tiny_2's shape (D 512, L 16, head
+    # MicroDiT paper tier (docs/microdit.md (h), (i)): MicroDiT_Tiny_2's shape (D 512, L 16, head
     # width 32 -> 16 heads) with its 4×512 patch-mixer, class-conditional on 4×32² latents.
     # Deviation: plain DiT blocks (no SwiGLU, QK-norm, MoE or layer-wise scaling: flags), as in
-    # microdit.md (b) "our default". Naive masking has no mixer ((c)).
+    # docs/microdit.md (b) "our default". Naive masking has no mixer ((c)).
     "MicroDiT-Tiny/2": dataclasses.replace(
         _latent_dit(512, 16, 16), patch_mixer_depth=4, masking="deferred"
     ),
     "MicroDiT-Tiny/2-naive": dataclasses.replace(_latent_dit(512, 16, 16), masking="naive"),
-    # Progressive distillation's U-Nets (guided_distillation.md (g)) with a class embedding,
+    # Progressive distillation's U-Nets (docs/guided_distillation.md (g)) with a class embedding,
     # for the distill paper tier. CIFAR-10: 256 / [1,1,1] / 3 / 8,16, 1 head, dropout 0.2.
     "unet-pd-cifar10": UNetConfig(
         image_size=32,
@@ -153,7 +153,7 @@ MODEL_SIZES: dict[str, FamilyConfig] = {
 
 
 def _dit_switches(cfg: ModelConfig, family: FamilyConfig) -> dict[str, object]:
-    """DiTConfig fields set by the run's `moe` and `layerwise_scaling` (microdit.md (e), (f))."""
+    """DiTConfig fields set by the run's `moe` and `layerwise_scaling` (docs/microdit.md e-f)."""
     if cfg.moe is None and cfg.layerwise_scaling is None:
         return {}
     if not isinstance(family, DiTConfig):

@@ -1,4 +1,4 @@
-"""Layer-wise scaling of MicroDiT (Sehwag et al. 2024, arXiv 2407.15811; microdit.md (f)).
+"""Layer-wise scaling of MicroDiT (Sehwag et al. 2024, arXiv 2407.15811; docs/microdit.md (f)).
 
 The residual width D stays fixed; block i of L gets attention width α_i·D and FFN hidden β_i·D
 with α_i = 0.5 + 0.5·i/(L-1) and β_i = 0.5 + 3.5·i/(L-1) (official `np.linspace(0.5, 1, L)`,

@@ -1,7 +1,7 @@
 """Transformer layers of DiT (Peebles & Xie 2023, arXiv 2212.09748, Fig. 3), shared by MicroDiT.
 
 The fixed 2-D sin-cos position table, adaLN modulation, self-attention (width d_attn, which
-MicroDiT's layer-wise scaling varies per block, microdit.md (f)), the GELU MLP, the adaLN-zero
+MicroDiT's layer-wise scaling varies per block, docs/microdit.md (f)), the GELU MLP, the adaLN-zero
 block with a pluggable feed-forward, and the zero-initialised final layer. No randomness.
 """
 

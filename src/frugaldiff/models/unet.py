@@ -4,7 +4,8 @@ The DDPM / DDPM++ family (Ho et al. 2020; Song et al. 2021, arXiv 2011.13456): r
 also resample (avg-pool down, nearest up), embedding width 4·ch, swish on the embedding before
 each block's Dense, GroupNorm(h)·(1 + scale) + shift, 1-head self-attention at chosen
 resolutions, zero-initialised conv2 / proj_out / conv_out. Meng et al. 2023 (arXiv 2210.03142)
-add a guidance-weight embedding: `attach_guidance_embedding`. Details: guided_distillation.md (g).
+add a guidance-weight embedding: `attach_guidance_embedding`. Details: docs/guided_distillation.md
+(g).
 """
 
 import math

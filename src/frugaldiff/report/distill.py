@@ -2,7 +2,7 @@
 
 Rows: the CFG teacher (DDIM or ancestral, 2 NFE per guided step), the stage-1 student and every
 halving's N-step student (deterministic D = ddim, stochastic S = Meng's sampler, with its jump
-model and the halving's train grid, guided_distillation.md d), each with its measured NFE per
+model and the halving's train grid, docs/guided_distillation.md d), each with its measured NFE per
 image and wall-clock seconds per 1k images. Figures: FID vs steps per w, and the FID/IS
 trade-off over w (h); IS exists only with the logits weights, else FID and KID vs w are drawn
 and the title says so. The paper's 1-step anchors (cited by DMD) come from paper_values only.

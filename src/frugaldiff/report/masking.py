@@ -4,7 +4,7 @@ Rows are pre-training runs (no init_from); a fine-tuning run (init_from = a pre-
 adds its FID to that row. Cost columns come from each run's train/summary.json: measured
 images/s and step time, and training FLOPs per image counted by torch's FlopCounterMode.
 The paper columns hold the three Fig. 4 cells read from configs/paper_values.yaml (text-to-image
-at 256², so only the trend is comparable; microdit.md (j)).
+at 256², so only the trend is comparable; docs/microdit.md (j)).
 """
 
 import matplotlib.pyplot as plt

@@ -55,7 +55,7 @@ class ClippedDenoiser:
 
     The solvers (solvers.py) read only x̂, so ε̂ = (z − α x̂)/σ is implicitly recomputed from the
     clipped x̂. Wrap the *guided* denoiser: clipping before the CFG combination biases it, and
-    clipping must never reach training targets (guided_distillation.md i.2). limit = 1 is
+    clipping must never reach training targets (docs/guided_distillation.md i.2). limit = 1 is
     [−1, 1] pixels; a model trained on data ÷ σ_d (EDM) clips at 1/σ_d, the same pixels.
     """
 

@@ -107,7 +107,7 @@ class SampleSetDrawer:
         # Latent runs decode x̂ with their VAE, so evaluation still sees uint8 images.
         self.decode = pixel_decoder(self.run.data.latent, payload.get("latent"), request.checkpoint)
         self.schedule = build_schedule_by_name(self.run.diffusion.schedule)
-        # EDM hook (diffusion/preconditioning.py, microdit.md (g)): a run trained on data ÷ σ_d
+        # EDM hook (diffusion/preconditioning.py, docs/microdit.md (g)): a run trained on data ÷ σ_d
         # with time input c_noise is sampled in those units: the network gets c_noise, x̂ is
         # clipped at ±1/σ_d (pixels in [-1, 1]) and the solver's result is multiplied by σ_d
         # before decoding; heun's σ-grid sits at σ_d. The plain VP core is σ_d = 1, time t.

@@ -46,7 +46,7 @@ def iddpm_timestep_grid(num_steps: int, schedule: NoiseSchedule) -> Tensor:
 
     Steps k_i = round(i(T − 1)/(N − 1)), i = 0..N−1, accumulated and rounded (half to even) as
     IDDPM's `space_timesteps(T, [N])` does, so it holds both step 0 and step T − 1: the grid
-    SpeeD's official evaluation samples on (speed.md: "250-step respaced ancestral DDPM"). The
+    SpeeD's official evaluation samples on (docs/speed.md: "250-step respaced ancestral DDPM"). The
     trailing grid (`timestep_grid`) instead ends its model calls at step T/N − 1. Step k is
     t = (k + 1)/T; the final 0 is the data, reached by returning x̂ at step 0, which is IDDPM's
     noiseless last step (its posterior mean there is x̂ itself).
@@ -74,7 +74,8 @@ def iddpm_timestep_grid(num_steps: int, schedule: NoiseSchedule) -> Tensor:
 GRIDS = {"trailing": timestep_grid, "iddpm": iddpm_timestep_grid}
 
 
-# EDM's sampler defaults (Karras et al. 2022, Table 1; microdit.md g): σ from 80 to 0.002, ρ = 7.
+# EDM's sampler defaults (Karras et al. 2022, Table 1; docs/microdit.md g): σ from 80 to
+# 0.002, ρ = 7.
 EDM_SIGMA_MIN, EDM_SIGMA_MAX, EDM_RHO = 0.002, 80.0, 7.0
 
 

@@ -1,7 +1,7 @@
 """Classifier-free guidance in Meng et al.'s convention (arXiv 2210.03142, eq. 1 form).
 
 x̂^w = (1 + w)·x̂(z, c) − w·x̂(z, ∅) over all channels, so w = 0 is the plain conditional model
-(guided_distillation.md c). The map is affine with weights summing to 1, so guiding x̂, ε̂ or v̂
+(docs/guided_distillation.md c). The map is affine with weights summing to 1, so guiding x̂, ε̂ or v̂
 gives the same result; that breaks once x̂ is clipped, so clipping (denoisers.clip_denoiser) wraps
 the guided denoiser, never its inputs. diffusers/LDM write u + s(c − u): s = 1 + w. We store w
 and convert only at interfaces. A learned-variance model's frac is taken from the conditional
@@ -52,8 +52,8 @@ class GuidedDenoiser:
 
     NFE: `passes_per_call` is the number of network passes per image actually made (2 for
     w ≠ 0, 1 for w = 0), which NFECounter sums. Meng et al. count the CFG teacher at 2 NFE per
-    step for every w ("N×2", guided_distillation.md c, h); a report that compares with the paper
-    at w = 0 must say whether it shows that nominal 2·steps or this measured 1·steps.
+    step for every w ("N×2", docs/guided_distillation.md c, h); a report that compares with the
+    paper at w = 0 must say whether it shows that nominal 2·steps or this measured 1·steps.
     """
 
     def __init__(

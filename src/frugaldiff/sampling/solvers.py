@@ -2,8 +2,8 @@
 
 DDIM (Song et al., arXiv 2010.02502), ancestral DDPM with PD's `small`/`large` variances
 (Salimans & Ho, arXiv 2202.00512) and Meng et al.'s stochastic sampler S (arXiv 2210.03142),
-all as written in guided_distillation.md d, and EDM's Heun (Karras et al., arXiv 2206.00364,
-Alg. 1) on its ρ = 7 σ-grid (microdit.md g). Every solver has one signature,
+all as written in docs/guided_distillation.md d, and EDM's Heun (Karras et al., arXiv 2206.00364,
+Alg. 1) on its ρ = 7 σ-grid (docs/microdit.md g). Every solver has one signature,
 `solve(denoiser, x_T, timesteps, generators) -> x_0`; `timesteps` is descending and ends at 0,
 and the step to t = 0 returns x̂. Stochastic solvers draw per-image noise from `generators`
 (one per image, see noise.py); deterministic ones ignore it. `default_timesteps(N)` is the grid a
@@ -118,7 +118,7 @@ class AncestralSolver(Solver):
     v = (1 − r)σ_s² (`small`, the posterior variance β̃) or (1 − r)σ_t² (`large`, β_t; PD's
     choice and our default). On a grid step t → s these are IDDPM's respaced β' = 1 − ᾱ_t/ᾱ_s
     and β̃' = (1 − ᾱ_s)/(1 − ᾱ_t)·β'; `learned` takes log v = frac·log β' + (1 − frac)·log β̃'
-    with the model's frac (Nichol & Dhariwal, arXiv 2102.09672, eq. 15; speed.md (b)), through
+    with the model's frac (Nichol & Dhariwal, arXiv 2102.09672, eq. 15; docs/speed.md (b)), through
     the denoiser's `with_frac`. PD's `medium:f` log-interpolation is not implemented.
     """
 

@@ -1,8 +1,8 @@
 """Exponential moving average of weights on top of torch.optim.swa_utils.AveragedModel.
 
 The decay warms up as min(β, (1 + n)/(10 + n)) after n updates: with a fixed β = 0.9999 over a
-short run, e^-2 ≈ 13% of the EMA would still be the initial weights (guided_distillation.md (e)),
-which is what the short smoke and distillation runs would otherwise report.
+short run, e^-2 ≈ 13% of the EMA would still be the initial weights (docs/guided_distillation.md
+(e)), which is what the short smoke and distillation runs would otherwise report.
 """
 
 import torch

@@ -1,9 +1,9 @@
 """The learning-rate factor per optimiser step: linear warm-up, then constant, linear or cosine.
 
-MicroDiT's runs (microdit.md (i): "2.4e-4, warmup 2.5k, cosine -> .33x"; cifar10 tier "2e-4,
+MicroDiT's runs (docs/microdit.md (i): "2.4e-4, warmup 2.5k, cosine -> .33x"; cifar10 tier "2e-4,
 warmup 1k, cosine -> .33x") decay by a half cosine to a floor of `final_ratio` x the peak lr at
 the last step; SpeeD and the DDPM-style runs keep the lr constant after warm-up; a progressive
-distillation halving decays linearly to 0 (guided_distillation.md). One function serves all,
+distillation halving decays linearly to 0 (docs/guided_distillation.md). One function serves all,
 so `torch.optim.lr_scheduler.LambdaLR` (whose state is saved and resumed with the run) sees a
 plain multiplier of the peak lr.
 """
