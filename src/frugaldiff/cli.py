@@ -204,6 +204,21 @@ def cmd_preflight(args: argparse.Namespace) -> None:
         write_json(args.json, {"device": preflight.device, "checks": records, "notes": notes})
 
 
+def cmd_explain(args: argparse.Namespace) -> None:
+    from frugaldiff.config import load_yaml, parse_tier_config
+    from frugaldiff.errors import ConfigError
+    from frugaldiff.explain import explain
+
+    tier = parse_tier_config(load_yaml(args.config), str(args.config))
+    unknown = [run for run in args.run or [] if run not in tier.runs]
+    if unknown:
+        raise ConfigError(
+            f"--run {unknown[0]!r} is not a run of {args.config}; expected one of "
+            f"{sorted(tier.runs)}"
+        )
+    print(explain(tier, args.blocks, args.run))
+
+
 def _progress(desc: str) -> Callable:
     return lambda iterable: tqdm(iterable, desc=desc, disable=None)
 
@@ -243,6 +258,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
     "report": cmd_report,
     "publish": cmd_publish,
     "preflight": cmd_preflight,
+    "explain": cmd_explain,
 }
 
 

@@ -115,6 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser(
+        "explain",
+        help="print each run's resolved objects (schedule, sampler, weighting, objective, "
+        "model, solvers) and the jobs it starts",
+    )
+    p.add_argument("--config", type=Path, required=True, help="tier config (yaml)")
+    p.add_argument("--blocks", type=Path, default=Path("configs"), help="method blocks' folder")
+    p.add_argument("--run", nargs="+", default=None, help="default: every run of the tier")
+
+    p = sub.add_parser(
         "preflight",
         help="train every run of a tier a few steps and sample each kind of set, in minutes",
     )

@@ -128,29 +128,16 @@ def reference_for_run(wildcards):
 
 def halvings_of(run):
     """Student step counts of the run's halvings (empty unless it is a stage-1 student)."""
-    from frugaldiff.distill.progressive import halving_chain
+    from frugaldiff.explain import halvings_of as halvings
 
-    d = TIER.runs[run].distill
-    return halving_chain(d.start_steps, d.end_steps) if d.stage == "guidance" else []
+    return halvings(TIER.runs[run])
 
 
 def sample_sets_of(run):
-    """(checkpoint, sample set) names of every set of `run`: "iter<k>" or "n<N>", "<solver>-s-w".
+    """(checkpoint, sample set) names of every set of `run` (frugaldiff/explain.py)."""
+    from frugaldiff.explain import sample_set_names
 
-    A halving n draws D and S `same` on its own grid (n steps) and S `half` at 2n steps, where
-    it makes the jumps (distill/sampling.py: halving_sample_sets).
-    """
-    from frugaldiff.distill.sampling import halving_sample_sets
-
-    spec = TIER.runs[run]
-    pairs = [
-        (f"iter{k}", f"{s.solver}-s{s.steps}-w{s.w:g}")
-        for k in spec.train.ckpt_iters
-        for s in spec.sample_sets
-    ]
-    for n, s in halving_sample_sets(halvings_of(run), spec.sample_sets):
-        pairs.append((f"n{n}", f"{s.solver}-s{s.steps}-w{s.w:g}"))
-    return list(dict.fromkeys(pairs))
+    return sample_set_names(TIER.runs[run])
 
 
 def metrics_of(run):
