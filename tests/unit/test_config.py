@@ -106,10 +106,10 @@ def test_resolved_config_round_trips(tmp_path: Path) -> None:
 
 def test_run_overrides_method_block() -> None:
     data = smoke()
-    data["runs"]["speed-baseline"]["diffusion"] = {"loss_weighting": {"ceiling": 0.8}}
-    run = resolve_run(parse_tier_config(data, "s.yaml"), "speed-baseline", REPO / "configs")
+    data["runs"]["speed"]["diffusion"] = {"loss_weighting": {"ceiling": 0.8}}
+    run = resolve_run(parse_tier_config(data, "s.yaml"), "speed", REPO / "configs")
     assert run.diffusion.loss_weighting.ceiling == 0.8
-    assert run.diffusion.loss_weighting.name == "snr"  # kept from the block (deep merge)
+    assert run.diffusion.loss_weighting.name == "change_aware"  # kept from the block (deep merge)
     assert run.diffusion.schedule == "linear_beta"
 
 
@@ -187,3 +187,61 @@ def test_draw_batch_must_divide_the_batch() -> None:
     tier = parse_tier_config(data, "smoke.yaml")
     with pytest.raises(ConfigError, match=r"runs\.speed\.diffusion\.timesteps\.draw_batch=3"):
         resolve_run(tier, "speed", REPO / "configs")
+
+
+def _with_diffusion(run: str, diffusion: dict) -> dict:
+    data = smoke()
+    data["runs"][run] = {**data["runs"][run], "diffusion": diffusion}
+    return data
+
+
+def test_a_key_the_sampler_or_weighting_does_not_read_is_named() -> None:
+    data = _with_diffusion("speed-baseline", {"timesteps": {"name": "uniform", "tau": 500, "k": 3}})
+    tier = parse_tier_config(data, "smoke.yaml")
+    with pytest.raises(ConfigError) as err:
+        resolve_run(tier, "speed-baseline", REPO / "configs")
+    message = str(err.value)
+    assert "runs.speed-baseline.diffusion.timesteps.k: timesteps 'uniform'" in message
+    assert "(method 'baseline', " in message
+    assert "configs/method/baseline.yaml + run table) does not use it" in message
+    data = _with_diffusion("speed", {"loss_weighting": {"name": "snr", "ceiling": 0.7}})
+    tier = parse_tier_config(data, "smoke.yaml")
+    with pytest.raises(ConfigError, match=r"loss_weighting\.ceiling: loss_weighting 'snr'"):
+        resolve_run(tier, "speed", REPO / "configs")
+
+
+def test_resolved_configs_show_only_live_parameters() -> None:
+    tier = parse_tier_config(smoke(), "smoke.yaml")
+    baseline = to_dict(resolve_run(tier, "speed-baseline", REPO / "configs"))["diffusion"]
+    assert baseline["timesteps"] == {"name": "uniform", "draw_batch": None}
+    assert baseline["loss_weighting"] == {"name": "snr"}
+    speed = to_dict(resolve_run(tier, "speed", REPO / "configs"))["diffusion"]
+    assert set(speed["timesteps"]) == {"name", "k", "tau", "dual", "dual_anchor", "draw_batch"}
+    assert set(speed["loss_weighting"]) == {"name", "ceiling", "tau", "tail_weight"}
+
+
+def test_speeds_two_taus_must_agree() -> None:
+    data = _with_diffusion("speed", {"timesteps": {"tau": 650}})
+    tier = parse_tier_config(data, "smoke.yaml")
+    with pytest.raises(
+        ConfigError, match=r"timesteps\.tau=650 but diffusion\.loss_weighting\.tau=700"
+    ):
+        resolve_run(tier, "speed", REPO / "configs")
+    agreed = _with_diffusion("speed", {"timesteps": {"tau": 650}, "loss_weighting": {"tau": 650}})
+    resolve_run(parse_tier_config(agreed, "smoke.yaml"), "speed", REPO / "configs")
+
+
+def test_a_masking_label_that_disagrees_with_the_model_is_refused() -> None:
+    data = smoke()
+    data["runs"]["masked-naive-50"] = {**data["runs"]["masked-naive-50"], "variant": "deferred"}
+    tier = parse_tier_config(data, "smoke.yaml")
+    with pytest.raises(ConfigError, match=r"variant='deferred', but its model .* is 'naive'"):
+        resolve_run(tier, "masked-naive-50", REPO / "configs")
+    data = smoke()
+    data["runs"]["masked-deferred-50"] = {
+        **data["runs"]["masked-deferred-50"],
+        "variant": "unmasked",
+    }
+    tier = parse_tier_config(data, "smoke.yaml")
+    with pytest.raises(ConfigError, match=r"mask_ratio=0\.5 .* is 'deferred'"):
+        resolve_run(tier, "masked-deferred-50", REPO / "configs")

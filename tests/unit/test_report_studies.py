@@ -62,7 +62,8 @@ def test_masked_table_pairs_pretraining_and_fine_tuning(tmp_path: Path) -> None:
     records = [
         record("u", "unmasked", 0.0, 50.0),
         record("d75", "deferred", 0.75, 60.0),
-        record("n75", "naive", 0.75, 90.0),
+        # A free-text label never decides the paper cell: the recorded masking mode does.
+        record("n75", "deferred (mislabelled)", 0.75, 90.0, masking="naive"),
         record("d75-ft", "deferred", 0.0, 55.0, init_from="d75"),
     ]
     metrics, summaries = [], []
@@ -89,6 +90,8 @@ def test_masked_table_pairs_pretraining_and_fine_tuning(tmp_path: Path) -> None:
     assert rows.loc["d75", "paper FID (text-to-image)"] == 5.03  # configs/paper_values.yaml
     assert rows.loc["u", "paper FID (text-to-image)"] == 3.79
     assert rows.loc["n75", "images/s"] == 102.0
+    assert rows.loc["n75", "variant"] == "naive"
+    assert rows.loc["n75", "paper FID (text-to-image)"] == 16.5  # the naive r = 0.75 cell
     for name in ("fid_vs_mask_ratio", "fid_vs_training_cost"):
         assert (tmp_path / "report" / "figures" / f"{name}.png").stat().st_size > 0
 

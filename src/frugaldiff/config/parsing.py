@@ -94,9 +94,18 @@ def from_dict(cls: type[T], data: Any, source: str, prefix: str = "") -> T:
 
 
 def to_dict(obj: Any) -> Any:
-    """Dataclass -> plain YAML-able structure (tuples become lists)."""
+    """Dataclass -> plain YAML-able structure (tuples become lists).
+
+    A dataclass with `live_fields()` (a timestep sampler's or weighting's config) keeps only
+    the fields its `name` reads: the others are defaults nothing uses, and reading the dict
+    back (`from_dict`) restores them.
+    """
     if dataclasses.is_dataclass(obj):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        names = [f.name for f in dataclasses.fields(obj)]
+        if hasattr(obj, "live_fields"):
+            live = set(obj.live_fields())
+            names = [n for n in names if n in live]
+        return {n: to_dict(getattr(obj, n)) for n in names}
     if isinstance(obj, tuple | list):
         return [to_dict(v) for v in obj]
     if isinstance(obj, dict):

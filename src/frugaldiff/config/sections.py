@@ -78,6 +78,23 @@ class ModelConfig:
     layerwise_scaling: bool | None = None  # DiT only: α 0.5 → 1, β 0.5 → 4 over the backbone
 
 
+# The parameters each timestep sampler and loss weighting reads, by `name` (beside `name`; every
+# sampler also takes `draw_batch`). A key outside its name's set is a config error naming the key
+# and the method block (config/tier.py), and a resolved config shows only these (parsing.to_dict).
+TIMESTEP_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "uniform": (),
+    "speed": ("k", "tau", "dual", "dual_anchor"),
+    "edm_lognormal": ("p_mean", "p_std"),
+}
+WEIGHTING_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "constant": (),
+    "snr": (),
+    "snr_trunc": (),
+    "snr_plus1": (),
+    "change_aware": ("ceiling", "tau", "tail_weight"),
+}
+
+
 @dataclass(frozen=True)
 class TimestepConfig:
     """Which noise levels training draws (diffusion/timesteps.py): SpeeD's fields (docs/speed.md
@@ -96,6 +113,10 @@ class TimestepConfig:
     p_mean: float = -1.2  # edm_lognormal: ln σ ~ N(p_mean, p_std²), EDM's CIFAR-10 values
     p_std: float = 1.2
 
+    def live_fields(self) -> tuple[str, ...]:
+        """The fields this sampler reads (TIMESTEP_PARAMETERS); resolved configs show only these."""
+        return ("name", *TIMESTEP_PARAMETERS.get(self.name, ()), "draw_batch")
+
 
 @dataclass(frozen=True)
 class WeightingConfig:
@@ -106,6 +127,10 @@ class WeightingConfig:
     ceiling: float = 0.6  # SpeeD's lambda: weights lie in [1 - ceiling, ceiling] below tau
     tau: int = 700  # SpeeD convergence boundary (step index)
     tail_weight: float | None = 1.0  # weight at steps >= tau; None: the affine map everywhere
+
+    def live_fields(self) -> tuple[str, ...]:
+        """The fields this weighting reads (WEIGHTING_PARAMETERS); resolved configs show these."""
+        return ("name", *WEIGHTING_PARAMETERS.get(self.name, ()))
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from frugaldiff.errors import DataError
 from frugaldiff.evaluate.metrics import evaluate_samples
 from frugaldiff.evaluate.reference import build_reference
 from frugaldiff.io import read_json, read_npz, write_json
+from frugaldiff.models.registry import masking_mode
 from frugaldiff.provenance import config_hash, provenance
 
 
@@ -126,6 +127,7 @@ def evaluate_sample_set(
         "method": run.method,
         "variant": run.variant,
         "mask_ratio": run.diffusion.mask_ratio,
+        "masking": masking_mode(run.model.name, run.diffusion.mask_ratio, run.init_from),
         "init_from": run.init_from,
         "iteration": int(meta["iteration"]),
         "student_steps": meta.get("student_steps"),

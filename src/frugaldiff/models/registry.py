@@ -240,3 +240,20 @@ def build_model(cfg: ModelConfig, learn_sigma: bool = False) -> nn.Module:
 def count_parameters(model: nn.Module) -> int:
     """Number of parameters (trainable or not; works on meta-device models)."""
     return sum(p.numel() for p in model.parameters())
+
+
+MASKING_VARIANTS = ("unmasked", "naive", "deferred")
+
+
+def masking_mode(model_name: str, mask_ratio: float, init_from: str | None) -> str:
+    """What a run's masking is, from its model and diffusion config, never from a free label.
+
+    "unmasked": a run from scratch that drops no token; "naive" / "deferred": the model's
+    masking (deferred = behind the patch-mixer, docs/microdit.md (b)), also for its unmasked
+    fine-tuning (mask_ratio 0, init_from the masked run); "none" for models without masking.
+    """
+    family = MODEL_SIZES.get(model_name)
+    mode = getattr(family, "masking", "none")
+    if mask_ratio == 0 and init_from is None and mode != "none":
+        return "unmasked"
+    return mode

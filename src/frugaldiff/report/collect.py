@@ -29,6 +29,7 @@ ID_COLUMNS = (
 OPTIONAL_COLUMNS = (
     "variant",
     "mask_ratio",
+    "masking",  # unmasked | naive | deferred | none, from the model and mask ratio
     "init_from",
     "student_steps",
     "jump_model",

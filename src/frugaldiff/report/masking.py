@@ -29,11 +29,13 @@ def masked_table(tidy: pd.DataFrame, summaries: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for run, row in final[final["init_from"].isna()].iterrows():
         tuned = final[final["init_from"] == run]
-        key = PAPER_KEYS.get((row["variant"], float(row["mask_ratio"])))
+        # The recorded masking mode, not the free-text label (older metrics have only that).
+        mode = row["masking"] if isinstance(row.get("masking"), str) else row["variant"]
+        key = PAPER_KEYS.get((mode, float(row["mask_ratio"])))
         paper = values.get(key) if key else None
         rows.append(
             {
-                "variant": row["variant"],
+                "variant": mode,
                 "mask_ratio": row["mask_ratio"],
                 "run": run,
                 "iterations": int(row["iteration"]),

@@ -30,7 +30,7 @@ from frugaldiff.data.loader import BatchSchedule, load_training_data
 from frugaldiff.devices import resolve_device
 from frugaldiff.errors import NumericsError
 from frugaldiff.io import atomic_write, write_json
-from frugaldiff.models.registry import fit_to_data
+from frugaldiff.models.registry import fit_to_data, masking_mode
 from frugaldiff.preemption import EventLog, Preempted
 from frugaldiff.provenance import config_hash
 from frugaldiff.rng import derive_seed, make_generator
@@ -78,6 +78,10 @@ class Trainer:
         self.cfg = cfg
         self.tc = tc = stage.train  # the run's train config, or a halving's (train/stages.py)
         self.extras = dict(stage.extras)
+        # What the run's masking is (models/registry.py), so a checkpoint says it.
+        self.extras["masking"] = masking_mode(
+            cfg.model.name, cfg.diffusion.mask_ratio, cfg.init_from
+        )
         if isinstance(self.dataset, LatentDataset):
             self.extras["latent"] = self.dataset.codec_identity  # sampling decodes with it
         self.state_dir = state_dir
