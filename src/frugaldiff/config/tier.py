@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from frugaldiff.config.method_checks import check_live_parameters, check_masking_variant
 from frugaldiff.config.parsing import from_dict, load_yaml
 from frugaldiff.config.resources import RESOURCE_KINDS, ResourceSpec
 from frugaldiff.config.sections import (
@@ -19,17 +20,13 @@ from frugaldiff.config.sections import (
     GRID_SPACINGS,
     INIT_WEIGHTS,
     JUMP_MODELS,
-    TIMESTEP_PARAMETERS,
-    WEIGHTING_PARAMETERS,
     DataConfig,
     DiffusionConfig,
     DistillConfig,
     EvaluationConfig,
     ModelConfig,
     SampleSetConfig,
-    TimestepConfig,
     TrainConfig,
-    WeightingConfig,
 )
 from frugaldiff.errors import ConfigError
 
@@ -209,52 +206,6 @@ def final_checkpoint(tier: TierConfig, run_name: str) -> str:
     return f"{tier.results_dir}/{tier.tier}/{run_name}/ckpt/iter{last}.pt"
 
 
-def _check_live_parameters(
-    diffusion: dict[str, Any], run_name: str, method: str, block_path: Path
-) -> None:
-    """A timestep-sampler or weighting key its `name` does not read is an error, not ignored."""
-    for section, table, default in (
-        ("timesteps", TIMESTEP_PARAMETERS, TimestepConfig.name),
-        ("loss_weighting", WEIGHTING_PARAMETERS, WeightingConfig.name),
-    ):
-        given = diffusion.get(section) or {}
-        if not isinstance(given, dict):
-            continue  # from_dict names the type error
-        name = given.get("name", default)
-        if name not in table:
-            raise ConfigError(
-                f"runs.{run_name}.diffusion.{section}.name={name!r} ({block_path} + run table); "
-                f"expected one of {sorted(table)}"
-            )
-        common = {"name", "draw_batch"} if section == "timesteps" else {"name"}
-        unused = sorted(set(given) - common - set(table[name]))
-        if unused:
-            raise ConfigError(
-                f"runs.{run_name}.diffusion.{section}.{unused[0]}: {section} {name!r} (method "
-                f"{method!r}, {block_path} + run table) does not use it; its parameters are "
-                f"{sorted(common | set(table[name]))}"
-            )
-
-
-def _check_masking_variant(spec: RunSpec, run_name: str, mask_ratio: float) -> None:
-    """A masking label (unmasked / naive / deferred) must say what the model and ratio do.
-
-    The masked study's report matches paper values on the masking mode; a run labelled
-    `deferred` whose model masks naively would be compared with the wrong paper number.
-    """
-    from frugaldiff.models.registry import MASKING_VARIANTS, masking_mode
-
-    if spec.variant not in MASKING_VARIANTS:
-        return
-    mode = masking_mode(spec.model.name, mask_ratio, spec.init_from)
-    if mode != spec.variant:
-        raise ConfigError(
-            f"runs.{run_name}.variant={spec.variant!r}, but its model {spec.model.name!r} at "
-            f"diffusion.mask_ratio={mask_ratio:g} (init_from={spec.init_from!r}) is {mode!r}: "
-            f"label it {mode!r} or change the model / mask_ratio"
-        )
-
-
 def resolve_run(tier: TierConfig, run_name: str, blocks_dir: Path) -> RunConfig:
     """Code defaults <- configs/method/<method>.yaml <- the run table's overrides."""
     if run_name not in tier.runs:
@@ -275,7 +226,7 @@ def resolve_run(tier: TierConfig, run_name: str, blocks_dir: Path) -> RunConfig:
         raise ConfigError(
             f"{block_path}: unknown top-level keys {sorted(unknown)}; expected ['diffusion']"
         )
-    _check_live_parameters(diffusion, run_name, spec.method, block_path)
+    check_live_parameters(diffusion, run_name, spec.method, block_path)
     diffusion_cfg = from_dict(DiffusionConfig, diffusion, f"{block_path} + run table", "diffusion")
     ts, lw = diffusion_cfg.timesteps, diffusion_cfg.loss_weighting
     if ts.name == "speed" and lw.name == "change_aware" and ts.tau != lw.tau:
@@ -291,7 +242,7 @@ def resolve_run(tier: TierConfig, run_name: str, blocks_dir: Path) -> RunConfig:
             f"model, but diffusion.learn_sigma is false ({block_path} + run table); set it "
             "true or use variance 'large' / 'small'"
         )
-    _check_masking_variant(spec, run_name, diffusion_cfg.mask_ratio)
+    check_masking_variant(spec, run_name, diffusion_cfg.mask_ratio)
     draw = diffusion_cfg.timesteps.draw_batch
     if draw is not None and (draw < 1 or spec.train.batch_size % draw != 0):
         raise ConfigError(
