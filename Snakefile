@@ -46,6 +46,13 @@ rule distill:
         study_target("distill"),
 
 
+# FID against training and sampling cost over every run of every study (report/frontier.py).
+rule frontier:
+    input:
+        f"{RESULTS}/frontier/tables",
+        f"{RESULTS}/frontier/figures",
+
+
 rule tables:
     input:
         [path for study in STUDIES for path in report_tables(study)],

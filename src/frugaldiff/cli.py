@@ -204,6 +204,13 @@ def cmd_preflight(args: argparse.Namespace) -> None:
         write_json(args.json, {"device": preflight.device, "checks": records, "notes": notes})
 
 
+def cmd_frontier(args: argparse.Namespace) -> None:
+    from frugaldiff.report.frontier import build_frontier
+
+    for path in build_frontier(args.metrics, args.summaries, args.out_dir, args.tier):
+        log.info("wrote %s", path)
+
+
 def cmd_explain(args: argparse.Namespace) -> None:
     from frugaldiff.config import load_yaml, parse_tier_config
     from frugaldiff.errors import ConfigError
@@ -259,6 +266,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
     "publish": cmd_publish,
     "preflight": cmd_preflight,
     "explain": cmd_explain,
+    "frontier": cmd_frontier,
 }
 
 

@@ -104,6 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", type=Path, required=True)
 
     p = sub.add_parser(
+        "frontier", help="FID against training and sampling cost over every study of a tier"
+    )
+    p.add_argument("--metrics", type=Path, nargs="+", required=True)
+    p.add_argument("--summaries", type=Path, nargs="+", required=True, help="summary.json files")
+    p.add_argument("--tier", required=True)
+    p.add_argument("--out-dir", type=Path, required=True)
+
+    p = sub.add_parser(
         "publish", help="copy a tier's report, configs and provenance to docs/results/<tier>"
     )
     p.add_argument("--results", type=Path, required=True, help="results/<tier>")

@@ -136,6 +136,16 @@ def test_smoke_dag_end_to_end_then_nothing_to_do(tmp_path: Path) -> None:
     again = snakemake("-n", "--cores", "2", "--config", f"results_dir={results}")
     assert "Nothing to be done" in again.stdout + again.stderr
 
+    # The cost-to-quality frontier over all three studies (issue 18), from the same outputs.
+    snakemake("frontier", "--cores", "2", "--config", f"results_dir={results}")
+    frontier = pd.read_csv(results / "smoke" / "frontier" / "tables" / "frontier.csv")
+    assert set(frontier["study"]) == {"speed", "masked", "distill"}
+    assert (frontier["train PFLOP"] > 0).all()
+    assert frontier["front (train)"].any()
+    assert frontier["front (sampling)"].any()
+    for name in ("fid_vs_training_flops", "fid_vs_sampling_nfe"):
+        assert (results / "smoke" / "frontier" / "figures" / f"{name}.png").stat().st_size > 0
+
     # The publication of docs/results/<tier>/ from real DAG outputs (dirty: local edits allowed)
     from frugaldiff.report.publish import publish
 

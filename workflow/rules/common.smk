@@ -186,7 +186,11 @@ def metrics_of_study(wildcards):
 
 def summaries_of_study(wildcards):
     """train/summary.json (throughput, counted FLOPs) of every run and halving in the study."""
-    runs = runs_of_study(wildcards.study)
+    return summaries_of_runs(runs_of_study(wildcards.study))
+
+
+def summaries_of_runs(runs):
+    """train/summary.json of each run and halving/n<N>/summary.json of each of its halvings."""
     paths = [f"{RESULTS}/{run}/train/summary.json" for run in runs]
     for run in runs:
         paths += [f"{RESULTS}/{run}/halving/n{n}/summary.json" for n in halvings_of(run)]

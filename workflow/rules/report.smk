@@ -1,5 +1,6 @@
 localrules:
     make_report,
+    make_frontier,
 
 
 rule make_report:
@@ -26,4 +27,26 @@ rule make_report:
         " --study {wildcards.study}"
         " {params.floor}"
         " --out-dir $(dirname {output.tidy})"
+        " > {log} 2>&1"
+
+
+rule make_frontier:
+    input:
+        metrics=[path for run in TIER.runs for path in metrics_of(run)],
+        summaries=summaries_of_runs(list(TIER.runs)),
+    output:
+        tables=directory(f"{RESULTS}/frontier/tables"),
+        figures=directory(f"{RESULTS}/frontier/figures"),
+    params:
+        tier=TIER.tier,
+    log:
+        f"{RESULTS}/logs/make_frontier.log",
+    conda:
+        ENVIRONMENT
+    shell:
+        "frugaldiff frontier"
+        " --metrics {input.metrics}"
+        " --summaries {input.summaries}"
+        " --tier {params.tier}"
+        " --out-dir $(dirname {output.tables})"
         " > {log} 2>&1"

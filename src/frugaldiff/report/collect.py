@@ -27,6 +27,7 @@ ID_COLUMNS = (
     "reference_split",
 )
 OPTIONAL_COLUMNS = (
+    "study",
     "variant",
     "mask_ratio",
     "masking",  # unmasked | naive | deferred | none, from the model and mask ratio
