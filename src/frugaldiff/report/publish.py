@@ -89,7 +89,7 @@ def _study_record(tier_dir: Path, study: str, dest: Path, allow_dirty: bool) -> 
             f"publication needs one clean commit (rerun from a clean checkout, or pass "
             f"--allow-dirty)"
         )
-    shutil.copytree(src, dest)
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns(".snakemake_timestamp"))
     runs: dict[str, Any] = {}
     for run in sorted(tidy["run"].unique()):
         run_dir = tier_dir / run
