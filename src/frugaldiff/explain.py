@@ -52,9 +52,7 @@ def sample_set_names(spec: RunSpec) -> list[tuple[str, str]]:
 def describe(obj: object) -> str:
     """Class name and the scalar parameters an object holds, e.g. `SpeeDTimestepSampler(k=5.0)`."""
     fields = {
-        k: v
-        for k, v in vars(obj).items()
-        if not k.startswith("_") and isinstance(v, SCALARS) and not isinstance(v, torch.Tensor)
+        k: v for k, v in vars(obj).items() if not k.startswith("_") and isinstance(v, SCALARS)
     }
     return f"{type(obj).__name__}({', '.join(f'{k}={v!r}' for k, v in fields.items())})"
 

@@ -74,12 +74,12 @@ def _full(costs: pd.DataFrame, run: str, what: str) -> pd.Series:
 
 
 def _training_cost(
-    row: pd.Series, costs: pd.DataFrame, init: dict[str, str | None]
+    row: pd.Series, halving: bool, costs: pd.DataFrame, init: dict[str, str | None]
 ) -> tuple[float, float]:
     """(FLOPs, device-seconds) that made the model of a metrics row, cumulative."""
     run = row["run"]
     own = _full(costs, run, f"run {run!r}")
-    if _is_halving(row, costs):  # all of stage 1, then every halving down to this student
+    if halving:  # all of stage 1, then every halving down to this student
         flops = own["flops_per_iteration"] * own["iterations"]
         seconds = own["seconds_per_iteration"] * own["iterations"]
         mine = costs[(costs["run"] == run) & costs["student_steps"].notna()]
@@ -124,12 +124,12 @@ def frontier_table(tidy: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:
     wide = wide[wide["fid"].notna()].reset_index(drop=True)
     init = dict(zip(wide["run"], wide.get("init_from", [None] * len(wide)), strict=True))
     init = {r: (i if isinstance(i, str) and i else None) for r, i in init.items()}
-    spent = [_training_cost(row, costs, init) for _, row in wide.iterrows()]
+    rows = [row for _, row in wide.iterrows()]
+    halvings = [_is_halving(row, costs) for row in rows]  # halving/n<N> students
+    spent = [_training_cost(r, h, costs, init) for r, h in zip(rows, halvings, strict=True)]
     models = [
-        f"n{int(row['student_steps'])}"
-        if _is_halving(row, costs)
-        else f"iter{int(row['iteration'])}"
-        for _, row in wide.iterrows()
+        f"n{int(r['student_steps'])}" if h else f"iter{int(r['iteration'])}"
+        for r, h in zip(rows, halvings, strict=True)
     ]
     table = pd.DataFrame(
         {
@@ -173,8 +173,9 @@ def build_frontier(
     from frugaldiff.report.plots import save_figure
     from frugaldiff.report.tables import write_table
 
-    table = frontier_table(collect_metrics(metrics_paths), load_run_costs(summary_paths))
-    n_images = sorted({int(n) for n in collect_metrics(metrics_paths)["n_images"].unique()})
+    tidy = collect_metrics(metrics_paths)
+    table = frontier_table(tidy, load_run_costs(summary_paths))
+    n_images = sorted({int(n) for n in tidy["n_images"].unique()})
     caption = (
         f"Cost-to-quality frontier, tier {tier}: every model (checkpoint or halving student) x "
         f"sample set of every study; FID and KID from {n_images} samples; training cost counted "
