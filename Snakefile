@@ -46,6 +46,12 @@ rule distill:
         study_target("distill"),
 
 
+# The methods together (report/combined.py): SpeeD on masked MicroDiT; a SpeeD-trained teacher.
+rule combined:
+    input:
+        study_target("combined"),
+
+
 # FID against training and sampling cost over every run of every study (report/frontier.py).
 rule frontier:
     input:

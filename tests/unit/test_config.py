@@ -245,3 +245,13 @@ def test_a_masking_label_that_disagrees_with_the_model_is_refused() -> None:
     tier = parse_tier_config(data, "smoke.yaml")
     with pytest.raises(ConfigError, match=r"mask_ratio=0\.5 .* is 'deferred'"):
         resolve_run(tier, "masked-deferred-50", REPO / "configs")
+
+
+@pytest.mark.parametrize("also_in", [["combnied"], ["distill"]])
+def test_also_in_must_name_another_study_of_the_tier(also_in: list[str]) -> None:
+    data = smoke()
+    data["runs"]["distill-teacher"]["also_in"] = also_in
+    with pytest.raises(ConfigError, match=rf"runs\.distill-teacher\.also_in=.*'{also_in[0]}'"):
+        parse_tier_config(data, "smoke.yaml")
+    data["runs"]["distill-teacher"]["also_in"] = ["combined"]
+    assert parse_tier_config(data, "smoke.yaml").runs["distill-teacher"].also_in == ("combined",)

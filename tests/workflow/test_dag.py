@@ -94,6 +94,11 @@ def test_smoke_dag_end_to_end_then_nothing_to_do(tmp_path: Path) -> None:
         ("speed", ["speedup"], []),
         ("masked", ["masked_fid_vs_ratio"], ["fid_vs_mask_ratio", "fid_vs_training_cost"]),
         ("distill", ["distill_fid_is"], ["fid_vs_steps"]),
+        (
+            "combined",
+            ["speed_x_masking", "speed_x_masking_additivity", "teacher_comparison"],
+            ["speed_x_masking", "teacher_comparison"],
+        ),
     ):
         for name in ["fid_over_training", *tables]:
             for fmt in ("csv", "md", "tex"):
@@ -133,13 +138,31 @@ def test_smoke_dag_end_to_end_then_nothing_to_do(tmp_path: Path) -> None:
     assert (teacher["NFE"] == 2 * teacher["steps"]).all()
     assert set(distill["sampler"]) == {"D", "S"}
 
+    # The combined study: 2 methods x (unmasked, deferred 0.5 + FT); the two teachers' chains,
+    # the baseline one read from the distill study (also_in).
+    mixed = pd.read_csv(report / "combined" / "tables" / "speed_x_masking.csv")
+    assert sorted(zip(mixed["method"], mixed["masking"], strict=True)) == [
+        ("baseline", "deferred"),
+        ("baseline", "unmasked"),
+        ("speed", "deferred"),
+        ("speed", "unmasked"),
+    ]
+    assert mixed[mixed["masking"] == "deferred"]["FID before FT"].notna().all()
+    assert (mixed["train device-h"] > 0).all()
+    additivity = pd.read_csv(report / "combined" / "tables" / "speed_x_masking_additivity.csv")
+    assert len(additivity) == 1
+    assert additivity["additive prediction"].notna().all()
+    teachers = pd.read_csv(report / "combined" / "tables" / "teacher_comparison.csv")
+    both = teachers.dropna(subset=["FID (cfg-teacher teacher)", "FID (cfg-teacher-speed teacher)"])
+    assert set(both["steps"]) == {4, 8}  # the shared sets: D w=1 at 8 steps and the 4-step student
+
     again = snakemake("-n", "--cores", "2", "--config", f"results_dir={results}")
     assert "Nothing to be done" in again.stdout + again.stderr
 
     # The cost-to-quality frontier over all three studies (issue 18), from the same outputs.
     snakemake("frontier", "--cores", "2", "--config", f"results_dir={results}")
     frontier = pd.read_csv(results / "smoke" / "frontier" / "tables" / "frontier.csv")
-    assert set(frontier["study"]) == {"speed", "masked", "distill"}
+    assert set(frontier["study"]) == {"speed", "masked", "distill", "combined"}
     assert (frontier["train PFLOP"] > 0).all()
     assert frontier["front (train)"].any()
     assert frontier["front (sampling)"].any()
@@ -150,7 +173,7 @@ def test_smoke_dag_end_to_end_then_nothing_to_do(tmp_path: Path) -> None:
     from frugaldiff.report.publish import publish
 
     readme = publish(results / "smoke", tmp_path / "published", allow_dirty=True).read_text()
-    for study in ("speed", "masked", "distill"):
+    for study in ("speed", "masked", "distill", "combined"):
         assert f"## Study `{study}`" in readme
         assert (tmp_path / "published" / study / "configs").is_dir()
     assert "![fid_vs_mask_ratio](masked/figures/fid_vs_mask_ratio.png)" in readme

@@ -176,7 +176,12 @@ def checkpoint_input(wildcards):
 
 
 def runs_of_study(study):
-    return [name for name, spec in TIER.runs.items() if spec.study == study]
+    """The runs a study's report reads: its own and those that name it in `also_in`."""
+    return [
+        name
+        for name, spec in TIER.runs.items()
+        if spec.study == study or study in spec.also_in
+    ]
 
 
 def metrics_of_study(wildcards):

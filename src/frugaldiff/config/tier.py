@@ -36,6 +36,9 @@ class RunSpec:
     """One row of a tier's run table."""
 
     study: str = "baseline"  # which report this run belongs to (baseline | speed | ...)
+    # Further studies whose report also reads this run's metrics, so a comparison reuses a run
+    # instead of training a copy (the combined study's baseline teacher is the distill study's).
+    also_in: tuple[str, ...] = ()
     method: str = "baseline"
     init_from: str | None = None  # another run whose final EMA weights start this one
     variant: str | None = None  # the label reports group by (default: the method)
@@ -111,7 +114,14 @@ def parse_tier_config(data: dict[str, Any], source: str) -> TierConfig:
             f"{source}: resources.{unknown[0]} is not a rule kind; expected one of "
             f"{list(RESOURCE_KINDS)} (a kind without an entry uses resources.default)"
         )
+    studies = {run.study for run in tier.runs.values()}
     for name, run in tier.runs.items():
+        foreign = [s for s in run.also_in if s not in studies or s == run.study]
+        if foreign:
+            raise ConfigError(
+                f"{source}: runs.{name}.also_in={list(run.also_in)}: {foreign[0]!r} is not another "
+                f"study of this tier; expected some of {sorted(studies - {run.study})}"
+            )
         if run.init_from is not None and run.init_from not in tier.runs:
             raise ConfigError(
                 f"{source}: runs.{name}.init_from={run.init_from!r} is not a run; "

@@ -15,6 +15,13 @@ import pandas as pd
 from frugaldiff.errors import ConfigError, DataError
 from frugaldiff.io import atomic_write, read_json
 from frugaldiff.report.collect import collect_metrics
+from frugaldiff.report.combined import (
+    additivity_table,
+    speed_masking_figure,
+    speed_masking_table,
+    teacher_figure,
+    teacher_table,
+)
 from frugaldiff.report.distill import distill_table, fid_is_tradeoff, fid_vs_steps
 from frugaldiff.report.grids import sample_grids
 from frugaldiff.report.masking import fid_vs_mask_ratio, fid_vs_training_cost, masked_table
@@ -71,7 +78,45 @@ def distill_study(tidy: pd.DataFrame, summaries: pd.DataFrame, tier: str) -> tup
     return {"distill_fid_is": (caption, table)}, figures
 
 
+def combined_study(
+    tidy: pd.DataFrame, summaries: pd.DataFrame, tier: str
+) -> tuple[Tables, Figures]:
+    tables: Tables = {}
+    figures: Figures = {}
+    masking = speed_masking_table(tidy, summaries)
+    if not masking.empty:
+        additivity = additivity_table(masking)
+        tables["speed_x_masking"] = (
+            "Combined: SpeeD's sampler + weighting on MicroDiT with deferred masking, against "
+            "each alone and the unmasked baseline (same seed and iterations); FID after unmasked "
+            f"fine-tuning where a run has one, whole training cost (measured); tier {tier}",
+            masking,
+        )
+        tables["speed_x_masking_additivity"] = (
+            "Combined: do the effects add? additive prediction = FID(SpeeD) + FID(masked) - "
+            "FID(baseline); interaction = measured FID of both - prediction (< 0: better "
+            f"together); tier {tier}",
+            additivity,
+        )
+        figures["speed_x_masking"] = speed_masking_figure(
+            masking, additivity, f"combined: SpeeD x deferred masking ({tier})"
+        )
+    teachers = teacher_table(tidy)
+    if not teachers.empty:
+        tables["teacher_comparison"] = (
+            "Combined: guided distillation of a SpeeD-trained CFG teacher vs the baseline "
+            "teacher (same iterations and batch, same distillation), FID per model, sampler, "
+            f"steps and w (measured NFE); tier {tier}",
+            teachers,
+        )
+        figures["teacher_comparison"] = teacher_figure(
+            teachers, f"combined: students of a SpeeD vs a baseline teacher ({tier})"
+        )
+    return tables, figures
+
+
 STUDY_BUILDERS: dict[str, StudyBuilder] = {
+    "combined": combined_study,
     "distill": distill_study,
     "baseline": baseline_study,
     "speed": speed_study,
