@@ -19,6 +19,7 @@ from frugaldiff.config.tier import RunSpec
 from frugaldiff.diffusion.schedule import build_schedule_by_name
 from frugaldiff.diffusion.timesteps import build_timestep_sampler
 from frugaldiff.diffusion.weighting import build_loss_weighting
+from frugaldiff.distill.direct import TEACHER_NFE_PER_EXAMPLE
 from frugaldiff.distill.progressive import halving_chain
 from frugaldiff.distill.sampling import halving_sample_sets
 from frugaldiff.models.registry import build_model
@@ -28,22 +29,21 @@ SCALARS = (bool, int, float, str)
 
 
 def halvings_of(spec: RunSpec) -> list[int]:
-    """Student step counts of the run's halvings (empty unless it is a stage-1 student)."""
+    """Student step counts of the run's halvings (empty unless it is a stage-1 or direct run)."""
     d = spec.distill
-    return halving_chain(d.start_steps, d.end_steps) if d.stage == "guidance" else []
+    return halving_chain(d.start_steps, d.end_steps) if d.stage != "none" else []
 
 
 def sample_set_names(spec: RunSpec) -> list[tuple[str, str]]:
     """(checkpoint, sample set) of every set of a run: "iter<k>" or "n<N>", "<solver>-s-w".
 
     A halving n draws D and S `same` on its own grid (n steps) and S `half` at 2n steps, where
-    it makes the jumps (distill/sampling.py: halving_sample_sets).
+    it makes the jumps (distill/sampling.py: halving_sample_sets). A direct run's own
+    checkpoint (iter0) is its teacher's EMA, untrained: the teacher's run already draws it, so
+    only its halvings' sets are listed.
     """
-    pairs = [
-        (f"iter{k}", f"{s.solver}-s{s.steps}-w{s.w:g}")
-        for k in spec.train.ckpt_iters
-        for s in spec.sample_sets
-    ]
+    own = () if spec.distill.stage == "direct" else spec.train.ckpt_iters
+    pairs = [(f"iter{k}", f"{s.solver}-s{s.steps}-w{s.w:g}") for k in own for s in spec.sample_sets]
     for n, s in halving_sample_sets(halvings_of(spec), spec.sample_sets):
         pairs.append((f"n{n}", f"{s.solver}-s{s.steps}-w{s.w:g}"))
     return list(dict.fromkeys(pairs))
@@ -80,6 +80,15 @@ def _objective(cfg: RunConfig) -> str:
             f"{d.w_max:g}], {d.start_steps} steps), then ProgressiveDistillationObjective "
             f"halvings {d.start_steps} -> {chain} ({d.halving_iterations} iterations each, lr "
             f"{d.halving_lr:g} linear to 0, train_grid {d.train_grid!r})"
+        )
+    if d.stage == "direct":
+        chain = " -> ".join(str(n) for n in halving_chain(d.start_steps, d.end_steps))
+        return (
+            f"DirectDistillationObjective (Meng's direct baseline: PD of {cfg.init_from!r} "
+            f"itself, no stage 1; cond + uncond targets, {TEACHER_NFE_PER_EXAMPLE} teacher NFE "
+            f"per example), halvings {d.start_steps} -> {chain} ({d.halving_iterations} "
+            f"iterations each, lr {d.halving_lr:g} linear to 0, train_grid {d.train_grid!r}); "
+            "sampled with CFG"
         )
     dc = cfg.diffusion
     parts = [f"parameterization {dc.parameterization!r}", f"p_uncond {dc.p_uncond:g}"]

@@ -126,13 +126,15 @@ def shrink(run: RunConfig, iterations: int, batch: int, device: str) -> RunConfi
     (a 2-step unet-cifar10 stage 1 took 106 s), and the bf16 path that matters is the GPU's.
     """
     precision = "fp32" if device == "cpu" else run.train.precision
+    # A direct run's own stage makes no update (train/stages.py): it stays at 0, checkpoint 0.
+    own = 0 if run.distill.stage == "direct" else iterations
     train = dataclasses.replace(
         run.train,
         precision=precision,
-        iterations=iterations,
+        iterations=own,
         batch_size=batch or run.train.batch_size,
         warmup_iters=0,
-        ckpt_iters=(iterations,),
+        ckpt_iters=(own,),
         state_every_iters=iterations,
         log_every_iters=1,
         device=device,
@@ -181,7 +183,13 @@ def real_sample_sets(run: RunConfig) -> list[SampleSetConfig]:
 
 
 def _drawn_sets(run: RunConfig) -> tuple[SampleSetConfig, ...]:
-    """A stage-1 student is drawn on its chain's first grid; others at their own steps."""
+    """A stage-1 student is drawn on its chain's first grid; others at their own steps.
+
+    A direct run's own checkpoint is its teacher, drawn by the teacher's run (explain.py:
+    sample_set_names): none.
+    """
+    if run.distill.stage == "direct":
+        return ()
     if run.distill.stage == "none":
         return run.sample_sets
     start = run.distill.start_steps
@@ -298,7 +306,9 @@ class Preflight:
                 now = time.perf_counter()
                 timing["step_seconds"], last = now - last, now
             if self.batch == 0:
-                timing["projected_hours"] = timing["step_seconds"] * full_iterations / 3600
+                # No step at all: a direct run's stage, whose full run has 0 iterations too.
+                step = timing.get("step_seconds", 0.0)
+                timing["projected_hours"] = step * full_iterations / 3600
             ckpt = out / "ckpt.pt"
             trainer.publish({trainer.tc.iterations: ckpt}, out / "metrics.jsonl", out / "s.json")
         return ckpt

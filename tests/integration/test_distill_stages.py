@@ -1,6 +1,7 @@
 """Distillation jobs end to end on a tiny UNet: teacher -> stage 1 -> one halving -> samples."""
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -167,3 +168,116 @@ def test_halving_student_only_on_its_own_grid(chain: dict, tmp_path: Path) -> No
     s_at_eight = dataclasses.replace(request, sample_set=SampleSetConfig("stochastic", 8, 0.0))
     with pytest.raises(ConfigError, match="own grid"):
         generate_samples(s_at_eight, tmp_path / "x.npz", tmp_path / "x.png")
+
+
+# ---- Meng et al.'s direct baseline (docs/guided_distillation.md l) ----------------------------
+
+DIRECT = DistillConfig(stage="direct", start_steps=4, end_steps=2, halving_iterations=3)
+
+
+@pytest.fixture(scope="module")
+def direct_chain(chain: dict, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The direct run's untrained stage (iter0 = the teacher's EMA), then its halving 4 -> 2."""
+    tmp = tmp_path_factory.mktemp("direct")
+    cfg = dataclasses.replace(
+        chain["cfg"],
+        name="direct",
+        distill=DIRECT,
+        train=dataclasses.replace(chain["cfg"].train, iterations=0, ckpt_iters=(0,)),
+        init_checkpoint=str(chain["teacher"]),
+    )
+    start = train(cfg, chain["data"], tmp / "d")
+    start.publish({0: tmp / "iter0.pt"}, tmp / "d.jsonl", tmp / "d.json")
+    halving = train(
+        cfg, chain["data"], tmp / "h", halving_teacher=str(tmp / "iter0.pt"), student_steps=2
+    )
+    halving.publish({3: tmp / "n2.pt"}, tmp / "h.jsonl", tmp / "h.json")
+    return {"cfg": cfg, "iter0": tmp / "iter0.pt", "n2": tmp / "n2.pt", "summary": tmp / "d.json"}
+
+
+def test_direct_start_is_the_teachers_ema_and_costs_nothing(
+    chain: dict, direct_chain: dict
+) -> None:
+    start = load_checkpoint(direct_chain["iter0"])
+    assert (start["iteration"], start["direct"]) == (0, True)
+    assert start["guidance_w_max"] is None  # a CFG model, guided at sampling
+    assert start["student_steps"] == 4  # the chain's N0: the first halving's teacher
+    teacher = load_checkpoint(chain["teacher"])["ema"]
+    assert set(start["ema"]) == set(teacher)  # no w embedding
+    for key, value in teacher.items():
+        assert torch.equal(start["ema"][key], value), key
+        assert torch.equal(start["model"][key], value), key
+    summary = json.loads(direct_chain["summary"].read_text())
+    assert summary["iterations"] == 0
+
+
+def test_direct_halving_is_a_cfg_student(direct_chain: dict) -> None:
+    n2 = load_checkpoint(direct_chain["n2"])
+    assert (n2["student_steps"], n2["halving"], n2["direct"]) == (2, True, True)
+    assert n2["guidance_w_max"] is None
+    assert not any(key.startswith("w_embedder.") for key in n2["model"])
+    assert n2["iteration"] == 3
+    start = load_checkpoint(direct_chain["iter0"])["model"]
+    assert any(not torch.equal(n2["model"][k], v) for k, v in start.items())  # it trained
+
+
+def test_chains_refuse_each_others_teachers(
+    chain: dict, direct_chain: dict, tmp_path: Path
+) -> None:
+    data = chain["data"]
+    # A direct chain refuses a w-conditioned model, and a plain one not handed on by a direct run.
+    with pytest.raises(CheckpointError, match=r"a w-conditioned model; .*distill\.stage='direct'"):
+        Trainer(
+            direct_chain["cfg"],
+            data,
+            tmp_path,
+            halving_teacher=str(chain["student"]),
+            student_steps=2,
+        )
+    with pytest.raises(CheckpointError, match="not a direct-chain model"):
+        Trainer(
+            direct_chain["cfg"],
+            data,
+            tmp_path,
+            halving_teacher=str(chain["teacher"]),
+            student_steps=2,
+        )
+    # The w-conditioned chain refuses the direct chain's CFG models.
+    with pytest.raises(CheckpointError, match=r"not a w-conditioned .*direct-chain CFG model"):
+        Trainer(
+            chain["cfg"],
+            data,
+            tmp_path,
+            halving_teacher=str(direct_chain["iter0"]),
+            student_steps=2,
+        )
+    # A direct run starts from the plain CFG teacher, not from a distilled student.
+    from_student = dataclasses.replace(direct_chain["cfg"], init_checkpoint=str(chain["student"]))
+    with pytest.raises(CheckpointError, match="is a distilled student"):
+        Trainer(from_student, data, tmp_path)
+
+
+@pytest.mark.parametrize(("w", "nfe_per_step"), [(1.0, 2), (0.0, 1)])
+def test_direct_student_is_guided_like_the_teacher(
+    direct_chain: dict, tmp_path: Path, w: float, nfe_per_step: int
+) -> None:
+    request = SampleRequest(
+        direct_chain["n2"],
+        SampleSetConfig(solver="ddim", steps=2, w=w),
+        num_images=4,
+        seed=0,
+        batch_size=4,
+        device="cpu",
+    )
+    meta = generate_samples(request, tmp_path / "x.npz", tmp_path / "x.png")
+    # CFG: cond + uncond rows per step at w != 0 (Meng's N x 2); w = 0 measures the cond call only.
+    assert meta["nfe_per_image"] == nfe_per_step * 2
+    assert (meta["student_steps"], meta["guidance_w_max"], meta["jump_model"]) == (2, None, None)
+
+
+def test_direct_student_refuses_s(direct_chain: dict, tmp_path: Path) -> None:
+    request = SampleRequest(
+        direct_chain["n2"], SampleSetConfig("stochastic", 2, 1.0), 2, 0, 2, "cpu"
+    )
+    with pytest.raises(ConfigError, match=r"solver='stochastic' on a direct-chain student"):
+        generate_samples(request, tmp_path / "x.npz", tmp_path / "x.png")

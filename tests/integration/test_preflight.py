@@ -143,3 +143,19 @@ def test_cpu_tier_slice_preflights_at_16px(tmp_path: Path, capsys) -> None:
         (c.run, c.job) for c in checks
     }
     assert all(c.seconds > 0 for c in checks)
+
+
+def test_a_direct_run_preflights_its_untrained_start_and_its_halvings(tmp_path: Path) -> None:
+    """Meng's direct baseline: 0 updates (the teacher's EMA), then a halving sampled with CFG."""
+    import yaml
+
+    from frugaldiff.config import parse_tier_config
+    from frugaldiff.preflight import Preflight
+
+    path = REPO / "configs" / "smoke.yaml"
+    tier = parse_tier_config(yaml.safe_load(path.read_text()), str(path))
+    checks = Preflight(tier, REPO / "configs", tmp_path, device="cpu").run_all(["distill-direct"])
+    direct = [c.job for c in checks if c.run == "distill-direct"]
+    # Its own checkpoint is the teacher's, drawn by the teacher's run: only the halving's set.
+    assert direct == ["train", "halve n2", "sample ddim-s2-w1"]
+    assert (tmp_path / "distill-direct" / "halve-n2" / "ckpt.pt").is_file()

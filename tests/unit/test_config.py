@@ -58,6 +58,39 @@ def test_unknown_jump_model_is_named() -> None:
         parse_tier_config(data, "smoke.yaml")
 
 
+def test_s_on_a_direct_run_is_named() -> None:
+    """Meng's S sampler is defined for w-conditioned students; a direct student uses D."""
+    data = smoke()
+    data["runs"]["distill-direct"]["sample_sets"].append(
+        {"solver": "stochastic", "steps": 8, "w": 1.0}
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"smoke\.yaml: runs\.distill-direct\.sample_sets\[1\]\.solver='stochastic' "
+        r"with distill\.stage 'direct'; expected 'ddim'.*S is defined for w-conditioned",
+    ):
+        parse_tier_config(data, "smoke.yaml")
+
+
+def test_only_a_direct_run_trains_nothing() -> None:
+    data = smoke()
+    direct = data["runs"]["distill-direct"]
+    direct["train"] = {**direct["train"], "iterations": 60, "ckpt_iters": [60]}
+    with pytest.raises(ConfigError, match=r"runs\.distill-direct\.train\.iterations=60.*"
+                       r"expected iterations 0 and ckpt_iters \[0\]"):  # fmt: skip
+        parse_tier_config(data, "smoke.yaml")
+    data = smoke()
+    student = data["runs"]["distill-student"]
+    student["train"] = {**student["train"], "iterations": 0, "ckpt_iters": [0]}
+    with pytest.raises(ConfigError, match=r"runs\.distill-student\.train\.iterations=0.*"
+                       r"only a distill\.stage 'direct' run"):  # fmt: skip
+        parse_tier_config(data, "smoke.yaml")
+    data = smoke()
+    del data["runs"]["distill-direct"]["init_from"]
+    with pytest.raises(ConfigError, match=r"distill\.stage='direct' needs init_from"):
+        parse_tier_config(data, "smoke.yaml")
+
+
 def test_sample_sets_sharing_their_file_name_are_rejected() -> None:
     data = smoke()
     sets = data["runs"]["speed-baseline"]["sample_sets"]

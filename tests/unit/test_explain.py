@@ -43,6 +43,17 @@ def test_the_jobs_printed_are_the_dags_sample_sets() -> None:
     assert "halvings 8 -> 4 -> 2" in text
 
 
+def test_a_direct_run_lists_only_its_halvings_sets() -> None:
+    """Its iter0 is the teacher's EMA (the teacher's run draws it); only its 4-step student is."""
+    smoke = tier()
+    assert sample_set_names(smoke.runs["distill-direct"]) == [("n4", "ddim-s4-w1")]
+    text = explain(smoke, REPO / "configs", ["distill-direct"])
+    assert "PD of 'distill-teacher' itself, no stage 1" in text
+    assert "4 teacher NFE per example" in text
+    assert "halvings 8 -> 4 (30 iterations each" in text
+    assert "train_model 1, halve_steps 1, generate_samples 1, compute_metrics 1" in text
+
+
 @pytest.mark.parametrize("bad", [["nope"], ["speed", "speeed"]])
 def test_cli_names_an_unknown_run(bad: list[str], capsys) -> None:
     assert main(["explain", "--config", str(REPO / "configs" / "smoke.yaml"), "--run", *bad]) == 2

@@ -91,3 +91,24 @@ def test_front_keeps_only_points_no_cheaper_point_beats() -> None:
     costs = pd.Series([1.0, 2.0, 2.0, 3.0, 4.0])
     fids = pd.Series([50.0, 60.0, 40.0, 45.0, 30.0])
     assert on_front(costs, fids).tolist() == [True, False, True, False, True]
+
+
+def test_a_direct_runs_untrained_stage_adds_no_cost(tmp_path: Path) -> None:
+    """Meng's direct baseline: 0 updates (no step time measured), then a halving of the teacher."""
+    metrics, summaries = write(tmp_path)
+    halving = record("direct", "direct", 0.0, 99.0, "teacher", "distill", iteration=30,
+                     student_steps=4, steps=4, nfe_per_image=8.0)  # fmt: skip
+    metrics.append(tmp_path / "metrics" / "direct.json")
+    write_json(metrics[-1], halving)
+    for where, content in {
+        "direct/train": summary("direct", 2e9, 0, float("nan")),  # Trainer: no rate logged
+        "direct/halving/n4": summary("direct", 5e9, 30, 2.5),
+    }.items():
+        summaries.append(tmp_path / where / "summary.json")
+        write_json(summaries[-1], content)
+    build_frontier(metrics, summaries, tmp_path / "out", "t")
+    row = pd.read_csv(tmp_path / "out" / "tables" / "frontier.csv").set_index(["run", "model"])
+    assert row.loc[("direct", "n4"), "train PFLOP"] * 1e15 == pytest.approx(
+        5e9 * 10 * 30 + 2e9 * 10 * 100
+    )  # its halving + the teacher, nothing for the 0-update stage
+    assert row.loc[("direct", "n4"), "train device-h"] * 3600 == pytest.approx(2.5 * 30 + 100.0)

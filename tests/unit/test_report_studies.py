@@ -144,6 +144,26 @@ def test_distill_table_counts_nfe_per_model(tmp_path: Path) -> None:
     assert (tmp_path / "report" / "figures" / "fid_vs_steps.png").stat().st_size > 0
 
 
+def test_distill_table_shows_direct_pd_beside_the_students(tmp_path: Path) -> None:
+    """Meng's direct baseline: its own method label, D guided at 2 NFE a step, no paper anchor."""
+    common = {"init_from": "teacher", "study": "distill", "w": 1.0, "iteration": 30}
+    records = [
+        record("student", "s", 0.0, 90.0, **common, steps=1, nfe_per_image=1.0, student_steps=1,
+               distill_stage="guidance"),
+        record("direct", "direct", 0.0, 99.0, **common, steps=1, nfe_per_image=2.0,
+               student_steps=1, distill_stage="direct"),
+        record("direct", "direct", 0.0, 97.0, **common, steps=4, nfe_per_image=8.0,
+               student_steps=4, distill_stage="direct"),
+    ]  # fmt: skip
+    table = distill_table(tidy_of(records, tmp_path)).set_index(["method", "steps"])
+    assert table.loc[("direct PD (4-step)", 4), "NFE"] == 8.0
+    assert table.loc[("direct PD (1-step)", 1), "NFE"] == 2.0
+    assert table.loc[("student (1-step)", 1), "NFE"] == 1.0
+    assert set(table["sampler"]) == {"D"}
+    assert table.loc[("student (1-step)", 1), "paper FID"] == 5.98  # Meng's own 1-step student
+    assert pd.isna(table.loc[("direct PD (1-step)", 1), "paper FID"])
+
+
 def distill_records(inception: bool) -> list[dict]:
     """Teacher DDIM at 8 steps and a 4-step student (D, S half, S same) over w in {0, 1, 2}."""
     records = []

@@ -86,6 +86,7 @@ def test_smoke_dag_end_to_end_then_nothing_to_do(tmp_path: Path) -> None:
     smoke = results / "smoke"
     assert (smoke / "masked-deferred-75-ft" / "train" / "summary.json").is_file()  # init_from
     assert (smoke / "distill-student" / "halving" / "n2" / "ckpt.pt").is_file()
+    assert (smoke / "distill-direct" / "ckpt" / "iter0.pt").is_file()  # the teacher's EMA
     assert not list(smoke.glob("*/samples")), "the train target drew samples"
     rest = snakemake("--cores", "2", "--config", f"results_dir={results}")
     assert "rule train_model:" not in rest.stdout + rest.stderr
@@ -131,9 +132,14 @@ def test_smoke_dag_end_to_end_then_nothing_to_do(tmp_path: Path) -> None:
     assert flops[("deferred", 0.75)] < flops[("deferred", 0.5)] < flops[("unmasked", 0.0)]
 
     distill = pd.read_csv(report / "distill" / "tables" / "distill_fid_is.csv")
-    students = distill[distill["method"] != "teacher"]
+    students = distill[distill["method"].str.startswith("student")]
     assert sorted(set(students["steps"])) == [2, 4, 8]
     assert (students["NFE"] == students["steps"]).all()
+    # Meng's direct baseline: its 4-step student, D, guided like the teacher (2 NFE per step).
+    direct = distill[distill["method"].str.startswith("direct PD")]
+    assert list(zip(direct["steps"], direct["sampler"], direct["NFE"], strict=True)) == [
+        (4, "D", 8.0)
+    ]
     teacher = distill[(distill["method"] == "teacher") & (distill["w"] > 0)]
     assert (teacher["NFE"] == 2 * teacher["steps"]).all()
     assert set(distill["sampler"]) == {"D", "S"}

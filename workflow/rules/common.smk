@@ -8,7 +8,8 @@
 #   data/<dataset>/latents/train.npz    VAE posterior mean/std, both flips (only with data.latent)
 #   reference/<dataset>-<split>.npz     Inception statistics (both pipelines) + provenance
 #   <run>/config.yaml                   resolved run config
-#   <run>/ckpt/iter<k>.pt               checkpoints (raw + EMA weights)
+#   <run>/ckpt/iter<k>.pt               checkpoints (raw + EMA weights); a direct run's iter0.pt
+#                                       is its CFG teacher's EMA, the first halving's teacher
 #   <run>/train/metrics.jsonl           loss, lr, images/s
 #   <run>/state/                        resumable state (undeclared; survives failures)
 #   <run>/samples/iter<k>/<set>/        images.npz, grid.png, meta.json
@@ -127,7 +128,7 @@ def reference_for_run(wildcards):
 
 
 def halvings_of(run):
-    """Student step counts of the run's halvings (empty unless it is a stage-1 student)."""
+    """Student step counts of the run's halvings (empty unless it is a stage-1 or direct run)."""
     from frugaldiff.explain import halvings_of as halvings
 
     return halvings(TIER.runs[run])
@@ -146,7 +147,8 @@ def metrics_of(run):
 
 
 def halving_teacher(wildcards):
-    """The 2N-step model that teaches the N-step student: a halving or the stage-1 student."""
+    """The 2N-step model that teaches the N-step student: a halving, the stage-1 student, or a
+    direct run's ckpt/iter0.pt (its CFG teacher's EMA, written by a train job of 0 updates)."""
     n, d = int(wildcards.n), TIER.runs[wildcards.run].distill
     if 2 * n == d.start_steps:
         last = TIER.runs[wildcards.run].train.ckpt_iters[-1]

@@ -1,14 +1,16 @@
 """Checks that a run's method settings mean what they say, made before any job starts.
 
 A timestep-sampler or loss-weighting key its `name` does not read would otherwise be ignored
-silently, and a masking label (`variant`) that disagrees with the model would compare a run
-with the wrong paper number; both are config errors naming the key, the run and the block.
+silently, a masking label (`variant`) that disagrees with the model would compare a run with
+the wrong paper number, and a distillation stage with a budget or sampler it cannot use would
+fail hours into the DAG; all are config errors naming the key, the run and the file.
 """
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from frugaldiff.config.sections import (
+    STAGES,
     TIMESTEP_PARAMETERS,
     WEIGHTING_PARAMETERS,
     TimestepConfig,
@@ -64,3 +66,45 @@ def check_masking_variant(spec: "RunSpec", run_name: str, mask_ratio: float) -> 
             f"diffusion.mask_ratio={mask_ratio:g} (init_from={spec.init_from!r}) is {mode!r}: "
             f"label it {mode!r} or change the model / mask_ratio"
         )
+
+
+def check_distill_stage(spec: "RunSpec", run_name: str, source: str) -> None:
+    """`distill.stage` is known, has its teacher, and (direct) trains nothing and samples with D.
+
+    A direct run (Meng et al., arXiv 2210.03142 Sec. 5's baseline; docs/guided_distillation.md
+    l) is the CFG teacher handed to its halvings: its own train_model job makes no update and
+    writes the teacher's EMA as ckpt/iter0.pt, so it must say train.iterations 0 and ckpt_iters
+    [0], and every other run must train. Its students are guided like the teacher (2 NFE a step)
+    on their own grid with D only: Meng's S sampler is defined for the w-conditioned chain.
+    """
+    d, train = spec.distill, spec.train
+    where = f"{source}: runs.{run_name}"
+    if d.stage not in STAGES:
+        raise ConfigError(f"{where}.distill.stage={d.stage!r}; expected one of {list(STAGES)}")
+    if d.stage != "none" and spec.init_from is None:
+        raise ConfigError(
+            f"{where}.distill.stage={d.stage!r} needs init_from (the CFG teacher run); got none"
+        )
+    if d.stage != "direct":
+        if train.iterations < 1 or train.ckpt_iters[0] < 1:
+            raise ConfigError(
+                f"{where}.train.iterations={train.iterations}, ckpt_iters="
+                f"{list(train.ckpt_iters)}; expected >= 1 (only a distill.stage 'direct' run "
+                "trains nothing and checkpoints iteration 0)"
+            )
+        return
+    if train.iterations != 0 or tuple(train.ckpt_iters) != (0,):
+        raise ConfigError(
+            f"{where}.train.iterations={train.iterations}, ckpt_iters={list(train.ckpt_iters)}; "
+            "a distill.stage 'direct' run hands its teacher's EMA to the halvings untrained: "
+            "expected iterations 0 and ckpt_iters [0] (the halvings' budget is "
+            "distill.halving_iterations)"
+        )
+    for i, s in enumerate(spec.sample_sets):
+        if s.solver != "ddim":
+            why = " (Meng's S is defined for w-conditioned students only)"
+            raise ConfigError(
+                f"{where}.sample_sets[{i}].solver={s.solver!r} with distill.stage 'direct'; "
+                f"expected 'ddim': a direct student is guided like its teacher, on its own grid"
+                + (why if s.solver == "stochastic" else "")
+            )

@@ -150,14 +150,22 @@ class DiffusionConfig:
     learn_sigma: bool = False
 
 
+# What a run is in guided distillation (docs/guided_distillation.md e, f, l): "none" (plain
+# training), "guidance" (Meng's stage 1, a w-conditioned student of the init_from CFG teacher,
+# then its halvings) or "direct" (Meng's baseline: the halvings distil the init_from CFG teacher
+# itself, cond and uncond outputs together; the run trains nothing before them, so it has
+# train.iterations 0 and ckpt_iters [0], which hold the teacher's EMA as the chain's start).
+STAGES = ("none", "guidance", "direct")
+
+
 @dataclass(frozen=True)
 class DistillConfig:
     """Guided distillation (Meng et al. 2023): which stage a run is, w range, halving budget."""
 
-    stage: str = "none"  # none | guidance (stage 1, init_from = the CFG teacher run)
-    w_min: float = 0.0
+    stage: str = "none"  # one of STAGES; guidance and direct need init_from = the CFG teacher
+    w_min: float = 0.0  # guidance only: the w range of stage 1 and its halvings
     w_max: float = 4.0
-    start_steps: int = 8  # N0: the stage-1 student's sampler steps, first halving's teacher
+    start_steps: int = 8  # N0: the first halving's teacher's steps (stage-1 student or teacher)
     end_steps: int = 2  # the last halving's student steps
     halving_iterations: int = 50
     halving_lr: float = 1e-4  # linear to 0, no warm-up, no EMA, fresh AdamW per halving

@@ -11,7 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from frugaldiff.config.method_checks import check_live_parameters, check_masking_variant
+from frugaldiff.config.method_checks import (
+    check_distill_stage,
+    check_live_parameters,
+    check_masking_variant,
+)
 from frugaldiff.config.parsing import from_dict, load_yaml
 from frugaldiff.config.resources import RESOURCE_KINDS, ResourceSpec
 from frugaldiff.config.sections import (
@@ -145,6 +149,7 @@ def parse_tier_config(data: dict[str, Any], source: str) -> TierConfig:
                 f"{source}: runs.{name}.train.ckpt_iters must be increasing, unique and "
                 f"<= iterations={run.train.iterations}; got {list(ckpts)}"
             )
+        check_distill_stage(run, name, source)
         seen: dict[tuple[str, int, float], int] = {}
         for i, s in enumerate(run.sample_sets):
             # A set's files are named <solver>-s<steps>-w<w>: two sets differing only in

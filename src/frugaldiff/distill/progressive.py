@@ -4,10 +4,13 @@ Salimans & Ho (arXiv 2202.00512, Alg. 2; docs/guided_distillation.md f): at t = 
 makes two DDIM steps t → t′ = t − 0.5/N → t″ = t − 1/N, and the student regresses the x̃ whose
 single DDIM step from t lands on the teacher's z_{t″}:
     x̃ = (z_{t″} − (σ_{t″}/σ_t) z_t) / (α_{t″} − (σ_{t″}/σ_t) α_t),
-or the teacher's x̂ at t′ when t″ = 0 (i = 1). Teacher and student are w-conditioned (Meng et
-al., arXiv 2210.03142): the first teacher is the stage-1 student's EMA, later ones the previous
-student's raw weights.
+or the teacher's x̂ at t′ when t″ = 0 (i = 1). HalvingTargets holds that math once; the
+w-conditioned chain (Meng et al., arXiv 2210.03142; first teacher the stage-1 student's EMA,
+later ones the previous student's raw weights) trains on it here, and the direct baseline
+(distill/direct.py) builds it twice per example, once per label, with no w.
 """
+
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -59,13 +62,25 @@ def halving_chain(start_steps: int, end_steps: int) -> list[int]:
     return chain
 
 
-class ProgressiveDistillationObjective:
-    """Stage-2 loss of one halving: a `student_steps`-step student from a 2·student_steps teacher.
+@dataclass
+class NoisedBatch:
+    """One draw of a halving's training rows: grid indices, times, z_t and its coefficients."""
 
-    `teacher` is the previous model (frozen here, called as teacher(z, t, labels, w)); it shares
-    the student's `parameterization`. Both see the same labels and the same w ~ U[w_range] per
-    example. The loss contract is DiffusionObjective's; the student is called as
-    `student(z, t, labels, w, generator=generator)` at grid times only.
+    index: Tensor  # (b,) int64 fine-grid indices j
+    t: Tensor  # (b,) float64 t_j
+    logsnr: Tensor  # (b,) float64 λ(t_j)
+    z: Tensor  # (b, C, H, W) z_t = α_t x + σ_t ε, in x0's dtype
+    alpha: Tensor  # (b, 1, 1, 1) α_t, in x0's dtype
+    sigma: Tensor  # (b, 1, 1, 1) σ_t, in x0's dtype
+
+
+class HalvingTargets:
+    """PD's halving targets from a frozen 2·student_steps teacher (Alg. 2), with no loss.
+
+    `teacher` is the previous model (frozen here), called as teacher(z, t, labels, w) when a w
+    is given and teacher(z, t, labels) when it is None (a plain CFG model), with the student's
+    `parameterization`. The objectives below and in direct.py add the loss; this class owns the
+    grid, its draws and x̃, so both chains regress exactly the same target.
     """
 
     def __init__(
@@ -74,8 +89,6 @@ class ProgressiveDistillationObjective:
         schedule: NoiseSchedule,
         student_steps: int,
         parameterization: str,
-        weighting: LossWeighting,
-        w_range: tuple[float, float],
         *,
         train_grid: str,
     ) -> None:
@@ -88,8 +101,6 @@ class ProgressiveDistillationObjective:
         self.schedule = schedule
         self.student_steps = student_steps
         self.parameterization = check_parameterization(parameterization)
-        self.weighting = weighting
-        self.w_range = check_w_range(w_range)
         self.train_grid = train_grid
         self.teacher = FrozenTeacher(teacher, schedule, parameterization)
         # The teacher's grid, ascending: fine_t[j] = j/(2N) (respaced as the sampler does for a
@@ -133,7 +144,7 @@ class ProgressiveDistillationObjective:
 
         return ddim_update(z, x0, bc(alpha_from), bc(alpha_to), bc(ratio))  # (B, C, H, W)
 
-    def _x0_off_data(self, z: Tensor, t: Tensor, labels: Tensor, w: Tensor) -> Tensor:
+    def _x0_off_data(self, z: Tensor, t: Tensor, labels: Tensor, w: Tensor | None) -> Tensor:
         """Teacher x̂ (B, C, H, W) at rows with t > 0; rows at t = 0 (already data) get z back.
 
         The teacher is never called at t = 0, which is off every sampler grid (i.7).
@@ -143,12 +154,15 @@ class ProgressiveDistillationObjective:
             return self.teacher.x0(z, t, labels, w)  # (B, C, H, W)
         x0 = z.clone()  # (B, C, H, W)
         if bool(keep.any()):
-            x0[keep] = self.teacher.x0(z[keep], t[keep], labels[keep], w[keep])
+            x0[keep] = self.teacher.x0(
+                z[keep], t[keep], labels[keep], None if w is None else w[keep]
+            )
         return x0
 
-    def target(self, z: Tensor, index: Tensor, labels: Tensor, w: Tensor) -> Tensor:
+    def target(self, z: Tensor, index: Tensor, labels: Tensor, w: Tensor | None = None) -> Tensor:
         """x̃ (B, C, H, W) for z_t (B, C, H, W) at fine indices j (B,), labels (B,), w (B,).
 
+        w None: the teacher takes no w (a plain CFG model at `labels`, null label included).
         Two batched teacher calls, unclipped, in z's working dtype: 2 NFE per example (rows at
         the fine grid's j = 1 need only the first). A step that reaches t = 0 returns x̂, as the
         samplers do: at t″ = 0 (PD's i = 1) x̃ is the teacher's x̂ at t′; at t′ = 0 (the fine
@@ -176,6 +190,59 @@ class ProgressiveDistillationObjective:
         x_tilde = (z_end - r * z) / d  # (B, C, H, W)
         return torch.where(end_is_data, z_end, x_tilde)  # (B, C, H, W)
 
+    def output_target(self, x_tilde: Tensor, z: Tensor, alpha: Tensor, sigma: Tensor) -> Tensor:
+        """x̃ (B, C, H, W) as the student's output type: x̃, ε̃ = (z − α x̃)/σ or ṽ = α ε̃ − σ x̃.
+
+        σ_t >= σ_{1/(2N)} on the training grid, so the division is safe (f).
+        """
+        return output_from_x0(self.parameterization, x_tilde, z.to(x_tilde.dtype), alpha, sigma)
+
+    def draw(
+        self, x0: Tensor, generator: torch.Generator, shard: BatchShard
+    ) -> tuple[NoisedBatch, Tensor]:
+        """Grid indices, then ε, for the global batch, sliced to `shard`'s rows of x0 (b, ...).
+
+        Returns the noised rows and the student's time input t (b,) in x0's working dtype, as
+        the solvers pass it. Draw order (indices, ε) is fixed: a resumed run redraws the same.
+        """
+        batch = shard.global_size
+        index = shard.take(self.sample_indices(batch, generator)).to(x0.device)  # (b,)
+        eps = torch.randn(
+            (batch, *x0.shape[1:]), generator=generator, device=generator.device, dtype=x0.dtype
+        )
+        eps = shard.take(eps).to(x0.device)  # (b, C, H, W)
+        t = self.fine_t.to(x0.device)[index]  # (b,) float64
+        alpha, sigma = self.schedule.alpha_sigma(t)  # (b,), (b,)
+        a = broadcast_like(alpha.to(x0.dtype), x0)  # (b, 1, 1, 1)
+        s = broadcast_like(sigma.to(x0.dtype), x0)  # (b, 1, 1, 1)
+        noised = NoisedBatch(index, t, self.schedule.logsnr(t), a * x0 + s * eps, a, s)
+        return noised, t.to(working_dtype(x0))
+
+
+class ProgressiveDistillationObjective(HalvingTargets):
+    """Stage-2 loss of one halving of the w-conditioned chain (Meng et al., (f)).
+
+    The teacher is called as teacher(z, t, labels, w); teacher and student see the same labels
+    and the same w ~ U[w_range] per example. The loss contract is DiffusionObjective's; the
+    student is called as `student(z, t, labels, w, generator=generator)` at grid times only.
+    2 teacher NFE per example (HalvingTargets.target).
+    """
+
+    def __init__(
+        self,
+        teacher: TeacherNetwork,
+        schedule: NoiseSchedule,
+        student_steps: int,
+        parameterization: str,
+        weighting: LossWeighting,
+        w_range: tuple[float, float],
+        *,
+        train_grid: str,
+    ) -> None:
+        super().__init__(teacher, schedule, student_steps, parameterization, train_grid=train_grid)
+        self.weighting = weighting
+        self.w_range = check_w_range(w_range)
+
     def loss(
         self,
         model: Model,
@@ -190,25 +257,14 @@ class ProgressiveDistillationObjective:
         whole batch); indices, ε and w are drawn for the global batch and sliced (sharding.py).
         """
         shard = shard or BatchShard.whole(x0.shape[0])
-        batch = shard.global_size
-        index = shard.take(self.sample_indices(batch, generator)).to(x0.device)  # (b,)
-        eps = torch.randn(
-            (batch, *x0.shape[1:]), generator=generator, device=generator.device, dtype=x0.dtype
-        )
-        eps = shard.take(eps).to(x0.device)  # (b, C, H, W)
-        w = shard.take(sample_guidance_weights(batch, self.w_range, generator, x0.device))  # (b,)
-        t = self.fine_t.to(x0.device)[index]  # (b,) float64
-        logsnr = self.schedule.logsnr(t)  # (b,) float64
-        alpha, sigma = self.schedule.alpha_sigma(t)  # (b,), (b,)
-        a = broadcast_like(alpha.to(x0.dtype), x0)  # (b, 1, 1, 1)
-        s = broadcast_like(sigma.to(x0.dtype), x0)  # (b, 1, 1, 1)
-        z = a * x0 + s * eps  # (b, C, H, W)
-        x_tilde = self.target(z, index, labels, w)  # (b, C, H, W), no grad
-        # ε̃ = (z − α x̃)/σ and ṽ = α ε̃ − σ x̃ (f); σ_t >= σ_{1/N}, so the division is safe.
-        target = output_from_x0(self.parameterization, x_tilde, z.to(x_tilde.dtype), a, s)
-        t_in = t.to(working_dtype(x0))  # (b,) the student's time input, as solvers pass it
-        out = model(z, t_in, labels, w, generator=shard.network_generator(generator))
+        rows, t_in = self.draw(x0, generator, shard)
+        w = shard.take(
+            sample_guidance_weights(shard.global_size, self.w_range, generator, x0.device)
+        )  # (b,)
+        x_tilde = self.target(rows.z, rows.index, labels, w)  # (b, C, H, W), no grad
+        target = self.output_target(x_tilde, rows.z, rows.alpha, rows.sigma)  # (b, C, H, W)
+        out = model(rows.z, t_in, labels, w, generator=shard.network_generator(generator))
         per_sample, weight = per_sample_loss(
-            out, target, logsnr.to(target.dtype), self.parameterization, self.weighting
+            out, target, rows.logsnr.to(target.dtype), self.parameterization, self.weighting
         )
-        return per_sample, {"t": t_in, "logsnr": logsnr, "weight": weight, "w": w}
+        return per_sample, {"t": t_in, "logsnr": rows.logsnr, "weight": weight, "w": w}

@@ -129,6 +129,7 @@ def evaluate_sample_set(
         "mask_ratio": run.diffusion.mask_ratio,
         "masking": masking_mode(run.model.name, run.diffusion.mask_ratio, run.init_from),
         "init_from": run.init_from,
+        "distill_stage": run.distill.stage,  # none | guidance | direct: which chain a row is
         "iteration": int(meta["iteration"]),
         "student_steps": meta.get("student_steps"),
         "checkpoint": str(checkpoint),

@@ -69,7 +69,8 @@ def distill_study(tidy: pd.DataFrame, summaries: pd.DataFrame, tier: str) -> tup
         "Guided distillation: FID over steps x w x sampler (D deterministic, S stochastic, with "
         "its jump model: half = the N/2-step student makes the 2/N jumps, same = the N-step "
         "student; and the halving's train grid) with measured NFE and seconds per 1k images; "
-        f"paper column: 1-step FID cited by DMD; tier {tier}"
+        "direct PD = Meng's baseline, PD of the CFG teacher without stage 1, guided at 2 NFE "
+        f"per step; paper column: 1-step FID cited by DMD (students only); tier {tier}"
     )
     figures = {
         "fid_vs_steps": fid_vs_steps(table, f"distill: FID vs steps per w ({tier})"),

@@ -32,6 +32,7 @@ OPTIONAL_COLUMNS = (
     "mask_ratio",
     "masking",  # unmasked | naive | deferred | none, from the model and mask ratio
     "init_from",
+    "distill_stage",  # none | guidance | direct (Meng's baseline, guided at sampling)
     "student_steps",
     "jump_model",
     "train_grid",

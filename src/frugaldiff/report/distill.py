@@ -2,10 +2,12 @@
 
 Rows: the CFG teacher (DDIM or ancestral, 2 NFE per guided step), the stage-1 student and every
 halving's N-step student (deterministic D = ddim, stochastic S = Meng's sampler, with its jump
-model and the halving's train grid, docs/guided_distillation.md d), each with its measured NFE per
-image and wall-clock seconds per 1k images. Figures: FID vs steps per w, and the FID/IS
-trade-off over w (h); IS exists only with the logits weights, else FID and KID vs w are drawn
-and the title says so. The paper's 1-step anchors (cited by DMD) come from paper_values only.
+model and the halving's train grid, docs/guided_distillation.md d), and Meng's "direct PD"
+baseline's halvings (D, guided like the teacher: 2 NFE per step, docs/guided_distillation.md l),
+each with its measured NFE per image and wall-clock seconds per 1k images. Figures: FID vs
+steps per w, and the FID/IS trade-off over w (h); IS exists only with the logits weights, else
+FID and KID vs w are drawn and the title says so. The paper's 1-step anchors (cited by DMD)
+come from paper_values only.
 """
 
 import matplotlib.pyplot as plt
@@ -21,10 +23,14 @@ IS_UNAVAILABLE = "n/a (no logits weights)"
 TRADEOFF_STEPS = (1, 4, 8)
 
 
+DIRECT = "direct PD"  # Meng et al.'s baseline: PD of the CFG teacher itself, no stage 1
+
+
 def _method(row: pd.Series) -> str:
     if not row["init_from"]:
         return "teacher"
-    return f"student ({int(row['student_steps'])}-step)"
+    kind = DIRECT if row["distill_stage"] == "direct" else "student"
+    return f"{kind} ({int(row['student_steps'])}-step)"
 
 
 def _optional(value: object) -> object:
@@ -35,13 +41,14 @@ def _optional(value: object) -> object:
 def distill_table(tidy: pd.DataFrame) -> pd.DataFrame:
     """One row per (run, model, sampler, jump model, steps, w) at the model's last checkpoint."""
     tidy = tidy.copy()
-    for column in ("init_from", "jump_model", "train_grid"):  # no NaN keys in the grouping
+    for column in ("init_from", "distill_stage", "jump_model", "train_grid"):  # no NaN keys
         if column not in tidy:
             tidy[column] = None
         tidy[column] = tidy[column].map(_optional).astype(object)
     keys = [
         "run",
         "init_from",
+        "distill_stage",
         "student_steps",
         "iteration",
         "solver",
@@ -64,8 +71,9 @@ def distill_table(tidy: pd.DataFrame) -> pd.DataFrame:
     wide["sampler"] = wide["solver"].map(SAMPLER_NAMES).fillna(wide["solver"])
     wide["s per 1k images"] = 1000 * wide["seconds_per_image"]
     one_step = load_paper_values()[PAPER_ONE_STEP]
+    # Meng's 1-step anchor is their two-stage student's, never the direct baseline's.
     wide["paper FID"] = [
-        one_step.value if (m != "teacher" and s == 1) else None
+        one_step.value if (m.startswith("student") and s == 1) else None
         for m, s in zip(wide["method"], wide["steps"], strict=True)
     ]
     # Measured IS where the logits weights gave one, else the reason; never a made-up value.

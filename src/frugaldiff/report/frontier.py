@@ -47,7 +47,9 @@ def load_run_costs(paths: list[Path]) -> pd.DataFrame:
                 "run": record["run"],
                 "student_steps": int(halving.group(1)) if halving else None,
                 "flops_per_iteration": record["train_flops_per_image"] * record["batch_size"],
-                "seconds_per_iteration": record["step_seconds"],
+                # A run that made no update (a direct run's stage) measured no step time and
+                # spent none.
+                "seconds_per_iteration": record["step_seconds"] if record["iterations"] else 0.0,
                 "iterations": record["iterations"],
             }
         )

@@ -62,9 +62,11 @@ class SampleSetDrawer:
     """Loads a checkpoint's EMA weights once and draws batches of a sample set.
 
     A plain checkpoint is sampled with classifier-free guidance at w (2 NFE per step when
-    w != 0); a w-conditioned student (stage 1 or a halving, `guidance_w_max` in the checkpoint)
-    takes w as an input (1 NFE per step), and a halving's student only on its own step grid,
-    or by S at twice its steps (`jump_model` half: it makes that sampler's 2/N jumps).
+    w != 0); so is a direct-chain student (`direct` in the checkpoint, no `guidance_w_max`:
+    Meng's baseline keeps the teacher's cond/uncond structure), with D on its own grid only. A
+    w-conditioned student (stage 1 or a halving, `guidance_w_max` in the checkpoint) takes w
+    as an input (1 NFE per step), and a halving's student only on its own step grid, or by S
+    at twice its steps (`jump_model` half: it makes that sampler's 2/N jumps).
     """
 
     def __init__(self, request: SampleRequest) -> None:
@@ -77,6 +79,11 @@ class SampleSetDrawer:
         self.iteration = int(payload["iteration"])
         self.halving = bool(payload.get("halving"))
         sample_set = request.sample_set
+        if payload.get("direct") and sample_set.solver == "stochastic":  # tier.py refuses it too
+            raise ConfigError(
+                f"{request.checkpoint}: sample_sets[].solver='stochastic' on a direct-chain "
+                "student; Meng's S is defined for w-conditioned students only: use 'ddim'"
+            )
         try:
             # S `half`: a halving drawn at twice its steps makes the jumps of that sampler (d).
             self.jump_model = jump_model_of(

@@ -219,6 +219,9 @@ class Trainer:
         """Run to the stage's iterations, yielding after every update."""
         tc = self.tc
         self.world.broadcast_module(self.model)  # all ranks start from rank 0's weights, as DDP
+        if self.iteration == 0 and 0 in tc.ckpt_iters:
+            # Checkpoint 0 is the initial weights: all a direct run's stage writes (stages.py).
+            self._save_checkpoint()
         tick, tick_iter = time.perf_counter(), self.iteration
         while self.iteration < tc.iterations:
             # A signal on any rank stops every rank at the same boundary (one all-reduce).
@@ -249,20 +252,24 @@ class Trainer:
                     }
                 )
                 tick, tick_iter = now, self.iteration
-            if self.iteration in tc.ckpt_iters and self.world.is_main:
-                save_torch(
-                    self.ckpt_state_path(self.iteration),
-                    {
-                        **checkpoint_payload(
-                            self.model, self.ema.module, self.config_dict, self.iteration
-                        ),
-                        **self.extras,
-                        **self._continuation(),
-                    },
-                )
+            if self.iteration in tc.ckpt_iters:
+                self._save_checkpoint()
             if self.iteration % tc.state_every_iters == 0 or self.iteration in tc.ckpt_iters:
                 self.save_state()
             yield StepRecord(self.iteration, loss, lr, rate)
+
+    def _save_checkpoint(self) -> None:
+        """Keep checkpoint `self.iteration` under state/ (published when the run finishes)."""
+        if not self.world.is_main:
+            return
+        save_torch(
+            self.ckpt_state_path(self.iteration),
+            {
+                **checkpoint_payload(self.model, self.ema.module, self.config_dict, self.iteration),
+                **self.extras,
+                **self._continuation(),
+            },
+        )
 
     def _continuation(self) -> dict[str, Any]:
         """The last checkpoint also holds what a follow-up run with init_weights 'resume' needs."""
@@ -305,11 +312,8 @@ class Trainer:
 
     def summary(self) -> dict[str, Any]:
         """Measured throughput (median of the logged rates) and the counted cost of the run."""
-        rates = [
-            json.loads(ln)["images_per_second"]
-            for ln in self.metrics_path.read_text().splitlines()
-            if ln
-        ]
+        logged = self.metrics_path.read_text() if self.metrics_path.is_file() else ""
+        rates = [json.loads(ln)["images_per_second"] for ln in logged.splitlines() if ln]
         rates.sort()
         median = rates[len(rates) // 2] if rates else float("nan")
         return {
@@ -336,5 +340,8 @@ class Trainer:
             with atomic_write(target) as tmp:
                 shutil.copyfile(source, tmp)
         with atomic_write(metrics_out) as tmp:
-            shutil.copyfile(self.metrics_path, tmp)
+            if self.metrics_path.is_file():
+                shutil.copyfile(self.metrics_path, tmp)
+            else:  # no update ran (a direct run's stage): an empty log
+                tmp.write_text("")
         write_json(summary_out, self.summary())

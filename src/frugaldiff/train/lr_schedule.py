@@ -32,7 +32,7 @@ def lr_factor(
         raise ConfigError(f"train.lr_decay={decay!r}; expected one of {list(LR_DECAYS)}")
     if not 0.0 <= final_ratio <= 1.0:
         raise ConfigError(f"train.lr_final_ratio={final_ratio}; expected a number in [0, 1]")
-    warmup, total = max(warmup_iters, 1), iterations
+    warmup, total = max(warmup_iters, 1), max(iterations, 1)  # 0: a stage with no update
 
     def factor(it: int) -> float:
         ramp = min(1.0, (it + 1) / warmup)
