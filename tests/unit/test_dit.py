@@ -8,7 +8,7 @@ from torch import nn
 
 from frugaldiff.errors import ConfigError
 from frugaldiff.masking import TokenMasker, masked_mse
-from frugaldiff.models.dit import DiT, DiTConfig, moe_blocks, stack_widths
+from frugaldiff.models.dit import DiT, DiTConfig
 from frugaldiff.models.registry import (
     MODEL_SIZES,
     ModelConfig,
@@ -16,6 +16,7 @@ from frugaldiff.models.registry import (
     count_parameters,
     resolve_model_config,
 )
+from frugaldiff.models.stacks import moe_blocks, stack_widths
 from frugaldiff.models.transformer import BlockWidths
 
 TINY = MODEL_SIZES["dit-tiny"]

@@ -30,7 +30,7 @@ def test_a_paper_size_model_is_counted_without_allocating_it() -> None:
     path = REPO / "configs" / "paper" / "microdit_imagenet256.yaml"
     paper = parse_tier_config(yaml.safe_load(path.read_text()), str(path))
     run = next(r for r, spec in paper.runs.items() if spec.model.name == "MicroDiT-Tiny/2")
-    assert "MicroDiT-Tiny/2: 95,974,416 parameters" in explain(paper, REPO / "configs", [run])
+    assert "MicroDiT-Tiny/2: 101,277,200 parameters" in explain(paper, REPO / "configs", [run])
 
 
 def test_the_jobs_printed_are_the_dags_sample_sets() -> None:

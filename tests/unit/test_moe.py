@@ -370,24 +370,35 @@ def test_count_equals_an_instantiated_small_model(
 
 
 def test_expert_output_init_shrinks_with_depth_as_microdit() -> None:
-    """Backbone block i's experts start at std 0.02/√(2(i+1)) (official MicroDiT init)."""
-    from frugaldiff.models.dit import DiT, DiTConfig, moe_out_init_std
+    """Experts start at std 0.02/√(2(i+1)) in backbone block i and 0.02/√(2L) in every mixer
+    block, L the *backbone* depth (official `weight_init_std`: the mixer gets depth_init=False,
+    num_layers=depth), for DiT's block and for MicroDiT's."""
+    from frugaldiff.models.dit import DiT, DiTConfig
+    from frugaldiff.models.stacks import output_init_std
 
-    torch.manual_seed(0)
-    cfg = DiTConfig(
-        image_size=8, patch_size=2, hidden_size=64, depth=6, num_heads=2, num_classes=10,
-        ffn="moe", moe_every=2, num_experts=4,
-    )  # fmt: skip
-    model = DiT(cfg)
-    checked = 0
-    for i, block in enumerate(model.blocks):
-        w2 = getattr(block.ffn if hasattr(block, "ffn") else block.mlp, "w2", None)
-        if w2 is None:
-            continue
-        expected = moe_out_init_std(i, cfg.depth, in_mixer=False)
-        # trunc_normal_ cuts at ±2 absolute, far beyond these stds: the sample std is the std
-        assert w2.std().item() == pytest.approx(expected, rel=0.05), i
-        checked += 1
-    assert checked == 2  # blocks 1 and 3 (every 2nd, the last dense)
-    assert moe_out_init_std(3, 6, in_mixer=False) == pytest.approx(0.02 / 8**0.5)
-    assert moe_out_init_std(0, 2, in_mixer=True) == pytest.approx(0.01)
+    for block in ("dit", "microdit"):
+        cfg = DiTConfig(
+            image_size=8, patch_size=2, hidden_size=64, depth=6, num_heads=2, num_classes=10,
+            ffn="moe", moe_every=2, num_experts=4, patch_mixer_depth=2, masking="deferred",
+            block=block,
+        )  # fmt: skip
+        with torch.random.fork_rng():
+            torch.manual_seed(0)  # module init draws from the global RNG; keep tests order-free
+            model = DiT(cfg)
+        expected = {
+            ("backbone", 1): 0.02 / 4**0.5,
+            ("backbone", 3): 0.02 / 8**0.5,
+            ("mixer", 1): 0.02 / 12**0.5,  # 2L = 12, not 2·(mixer depth 2) = 4
+        }
+        stacks = {"backbone": model.blocks, "mixer": model.mixer}
+        seen = {
+            (stage, i): b.ffn.w2
+            for stage, blocks in stacks.items()
+            for i, b in enumerate(blocks)
+            if hasattr(b.ffn, "w2") and isinstance(b.ffn.w2, torch.nn.Parameter)
+        }  # the experts' (E, F, D) output weights; a SwiGLU's w2 is a Linear
+        assert seen.keys() == expected.keys(), block  # every 2nd, the backbone's last dense
+        for key, std in expected.items():
+            # trunc_normal_ cuts at ±2 absolute, far beyond these stds: the sample std is std
+            assert seen[key].std().item() == pytest.approx(std, rel=0.05), (block, key)
+            assert output_init_std(key[1], cfg.depth, in_mixer=key[0] == "mixer") == std

@@ -66,7 +66,8 @@ class ModelConfig:
 
     None keeps the size's own value; distillation stages set dropout to 0. `moe` and
     `layerwise_scaling` switch MicroDiT's expert-choice MoE and layer-wise widths on a DiT size
-    (docs/microdit.md (e), (f)), so an ablation is a run-table row, not a new size.
+    (docs/microdit.md (e), (f)), and `block` DiT's or MicroDiT's transformer block ((b)
+    "Block"), so an ablation is a run-table row, not a new size.
     """
 
     name: str = "unet-smoke"
@@ -76,6 +77,7 @@ class ModelConfig:
     dropout: float | None = None
     moe: MoEConfig | None = None  # set (even {}): MoE FFNs; None: the size's own FFNs
     layerwise_scaling: bool | None = None  # DiT only: α 0.5 → 1, β 0.5 → 4 over the backbone
+    block: str | None = None  # DiT only: dit | microdit (models/microdit_block.py)
 
 
 # The parameters each timestep sampler and loss weighting reads, by `name` (beside `name`; every

@@ -3,7 +3,8 @@
 Time follows DDPM / progressive distillation (Ho et al. 2020; Salimans & Ho 2022, arXiv
 2202.00512): sinusoidal features of 1000·t → Dense → swish → Dense. The guidance weight w of
 Meng et al. 2023 (arXiv 2210.03142, Sec. 4) enters "the same way as t" (Fourier features); our
-reading is `papers/guided_distillation.md` (e). None of these modules draws random numbers.
+reading is `papers/guided_distillation.md` (e). MicroDiT's time embedder (arXiv 2407.15811,
+official code) uses [cos, sin] features and GELU(tanh) instead. No forward draws random numbers.
 """
 
 import math
@@ -55,6 +56,54 @@ class TimestepEmbedder(nn.Module):
         """t: (B,) float in [0, 1] (1 = noisiest) → (B, dim)."""
         freqs = self.features(t).to(self.linear_in.weight.dtype)  # (B, F)
         return self.linear_out(nn.functional.silu(self.linear_in(freqs)))  # (B, D)
+
+
+def cos_sin_embedding(x: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
+    """DiT's / MicroDiT's `timestep_embedding`: (B,) → (B, dim) float32, [cos, sin].
+
+    `dim // 2` cosines, then as many sines, at frequencies max_period^(−k/(dim//2)),
+    k = 0 … dim//2 − 1 (the lowest is above 1/max_period, unlike `sinusoidal_embedding`); odd
+    `dim` pads one zero. Computed in float32, as the official code.
+    """
+    if x.ndim != 1:
+        raise ValueError(f"cos_sin_embedding: expected x of shape (B,), got {tuple(x.shape)}")
+    half = dim // 2
+    exponent = torch.arange(half, device=x.device, dtype=torch.float32) / half  # (F/2,)
+    freqs = torch.exp(-math.log(max_period) * exponent)  # (F/2,)
+    args = x.float()[:, None] * freqs[None, :]  # (B, F/2)
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=1)  # (B, 2·(F/2))
+    if dim % 2:
+        emb = nn.functional.pad(emb, (0, 1))  # (B, F)
+    return emb
+
+
+class MicroDiTTimestepEmbedder(nn.Module):
+    """t in [0, 1] → [cos, sin](1000·t, F) → Linear → GELU(tanh) → Linear → (B, dim).
+
+    Official MicroDiT `TimestepEmbedder` (F = 512 features, 256 frequencies) fed c_noise: EDM
+    runs pass c_noise/1000 as t (diffusion/preconditioning.py), so it sees c_noise unscaled.
+    Official init N(0, 0.02²) on both weights (its 100σ-truncated twin: see
+    `microdit_block.trunc_normal`), biases 0.
+    """
+
+    def __init__(self, dim: int, *, frequency_dim: int) -> None:
+        super().__init__()
+        self.frequency_dim = frequency_dim
+        self.linear_in = nn.Linear(frequency_dim, dim)
+        self.linear_out = nn.Linear(dim, dim)
+        for layer in (self.linear_in, self.linear_out):
+            nn.init.trunc_normal_(layer.weight, std=0.02)
+            nn.init.zeros_(layer.bias)
+
+    def features(self, t: Tensor) -> Tensor:
+        """t: (B,) float in [0, 1] → (B, frequency_dim) float32 [cos, sin] features."""
+        return cos_sin_embedding(TIME_SCALE * t.float(), self.frequency_dim)
+
+    def forward(self, t: Tensor) -> Tensor:
+        """t: (B,) float in [0, 1] (1 = noisiest) → (B, dim)."""
+        freqs = self.features(t).to(self.linear_in.weight.dtype)  # (B, F)
+        hidden = nn.functional.gelu(self.linear_in(freqs), approximate="tanh")  # (B, D)
+        return self.linear_out(hidden)  # (B, D)
 
 
 class LabelEmbedder(nn.Module):

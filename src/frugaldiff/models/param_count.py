@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from frugaldiff.errors import ConfigError
+from frugaldiff.models.caption import PROMPT_MLP_RATIO
 from frugaldiff.models.moe import moe_block_indices
 from frugaldiff.models.scaling import (
     CONSTANT_ATTN_RATIOS,
@@ -23,9 +24,6 @@ from frugaldiff.models.scaling import (
     ffn_hidden,
     layerwise_widths,
 )
-
-# The caption path's prompt block has a 4D SwiGLU, as in the official code.
-PROMPT_MLP_RATIO = 4.0
 
 
 @dataclass(frozen=True)

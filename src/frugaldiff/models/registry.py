@@ -16,7 +16,8 @@ from torch import nn
 
 from frugaldiff.config import ModelConfig
 from frugaldiff.errors import ConfigError
-from frugaldiff.models.dit import DiT, DiTConfig
+from frugaldiff.models.dit import DiT
+from frugaldiff.models.dit_config import DiTConfig
 from frugaldiff.models.unet import UNet, UNetConfig
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,35 @@ def _latent_dit(hidden_size: int, depth: int, num_heads: int) -> DiTConfig:
         depth=depth,
         num_heads=num_heads,
         num_classes=1000,
+    )
+
+
+def _official_microdit(
+    hidden_size: int, depth: int, *, head_dim: int, mixer: tuple[int, int]
+) -> DiTConfig:
+    """An official text-to-image MicroDiT (`MicroDiT_*_2` of micro_diffusion/models/dit.py).
+
+    MicroDiT's block, captions of DFN CLIP-H width 1024 instead of labels, EC-MoE (E 8, f 2,
+    every other block), layer-wise scaling, a (depth, width) patch-mixer, deferred masking.
+    """
+    return DiTConfig(
+        image_size=32,
+        in_channels=4,
+        patch_size=2,
+        hidden_size=hidden_size,
+        depth=depth,
+        num_heads=hidden_size // head_dim,
+        num_classes=0,
+        caption_channels=1024,
+        block="microdit",
+        patch_mixer_depth=mixer[0],
+        patch_mixer_dim=mixer[1],
+        masking="deferred",
+        ffn="moe",
+        num_experts=8,
+        capacity_factor=2.0,
+        moe_every=2,
+        layerwise_scaling=True,
     )
 
 
@@ -117,12 +147,16 @@ MODEL_SIZES: dict[str, FamilyConfig] = {
     "DiT-XL/2": _latent_dit(1152, 28, 16),
     # MicroDiT paper tier (docs/microdit.md (h), (i)): MicroDiT_Tiny_2's shape (D 512, L 16, head
     # width 32 -> 16 heads) with its 4×512 patch-mixer, class-conditional on 4×32² latents.
-    # Deviation: plain DiT blocks (no SwiGLU, QK-norm, MoE or layer-wise scaling: flags), as in
-    # docs/microdit.md (b) "our default". Naive masking has no mixer ((c)).
+    # DiT's block unless a run sets model.block: microdit (the paper tier does); no MoE or
+    # layer-wise scaling unless a run sets them. Naive masking has no mixer ((c)).
     "MicroDiT-Tiny/2": dataclasses.replace(
         _latent_dit(512, 16, 16), patch_mixer_depth=4, masking="deferred"
     ),
     "MicroDiT-Tiny/2-naive": dataclasses.replace(_latent_dit(512, 16, 16), masking="naive"),
+    # The official text-to-image MicroDiT_Tiny_2 / MicroDiT_XL_2 (docs/microdit.md (h)): 200.7 M
+    # and 1.16 B parameters, every expert counted (models/param_count.py agrees).
+    "MicroDiT-Tiny/2-t2i": _official_microdit(512, 16, head_dim=32, mixer=(4, 512)),
+    "MicroDiT-XL/2-t2i": _official_microdit(1024, 28, head_dim=64, mixer=(6, 768)),
     # Progressive distillation's U-Nets (docs/guided_distillation.md (g)) with a class embedding,
     # for the distill paper tier. CIFAR-10: 256 / [1,1,1] / 3 / 8,16, 1 head, dropout 0.2.
     "unet-pd-cifar10": UNetConfig(
@@ -153,18 +187,23 @@ MODEL_SIZES: dict[str, FamilyConfig] = {
 
 
 def _dit_switches(cfg: ModelConfig, family: FamilyConfig) -> dict[str, object]:
-    """DiTConfig fields set by the run's `moe` and `layerwise_scaling` (docs/microdit.md e-f)."""
-    if cfg.moe is None and cfg.layerwise_scaling is None:
+    """DiTConfig fields set by the run's `moe`, `layerwise_scaling` and `block`
+    (docs/microdit.md (b), (e), (f))."""
+    keys = ("moe", "layerwise_scaling", "block")
+    set_keys = [key for key in keys if getattr(cfg, key) is not None]
+    if not set_keys:
         return {}
     if not isinstance(family, DiTConfig):
-        key = "moe" if cfg.moe is not None else "layerwise_scaling"
         raise ConfigError(
-            f"model.{key} is set, but model.name={cfg.name!r} is a "
-            f"{type(family).__name__}; MoE and layer-wise scaling apply to DiT sizes only"
+            f"model.{set_keys[0]} is set, but model.name={cfg.name!r} is a "
+            f"{type(family).__name__}; MoE, layer-wise scaling and the block kind apply to DiT "
+            "sizes only"
         )
     switches: dict[str, object] = {}
     if cfg.layerwise_scaling is not None:
         switches["layerwise_scaling"] = cfg.layerwise_scaling
+    if cfg.block is not None:
+        switches["block"] = cfg.block  # DiTConfig checks it is dit or microdit
     if cfg.moe is not None:
         switches["ffn"] = "moe"
         # model.moe's keys → DiTConfig's fields; None keeps the size's value.
