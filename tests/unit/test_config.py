@@ -288,3 +288,11 @@ def test_also_in_must_name_another_study_of_the_tier(also_in: list[str]) -> None
         parse_tier_config(data, "smoke.yaml")
     data["runs"]["distill-teacher"]["also_in"] = ["combined"]
     assert parse_tier_config(data, "smoke.yaml").runs["distill-teacher"].also_in == ("combined",)
+
+
+def test_a_caption_conditioned_size_is_refused_before_any_job() -> None:
+    data = smoke()
+    data["runs"]["masked-unmasked"]["model"] = {"name": "MicroDiT-Tiny/2-t2i"}
+    tier = parse_tier_config(data, "smoke.yaml")
+    with pytest.raises(ConfigError, match=r"runs\.masked-unmasked\.model\.name=.*captions"):
+        resolve_run(tier, "masked-unmasked", REPO / "configs")

@@ -108,3 +108,22 @@ def check_distill_stage(spec: "RunSpec", run_name: str, source: str) -> None:
                 f"expected 'ddim': a direct student is guided like its teacher, on its own grid"
                 + (why if s.solver == "stochastic" else "")
             )
+
+
+def check_label_conditioning(spec: "RunSpec", run_name: str) -> None:
+    """A caption-conditioned size (MicroDiT's text-to-image `-t2i`) cannot train on this data.
+
+    Every dataset of the harness carries class labels; the caption path of MicroDiT's official
+    sizes is built to count and to test it (models/caption.py), and a run with it would fail at
+    its first step, hours into a DAG.
+    """
+    from frugaldiff.models.registry import MODEL_SIZES
+
+    family = MODEL_SIZES.get(spec.model.name)
+    captions = getattr(family, "caption_channels", 0)
+    if captions:
+        raise ConfigError(
+            f"runs.{run_name}.model.name={spec.model.name!r} is conditioned on captions "
+            f"(caption_channels {captions}), but the harness's datasets carry class labels "
+            "only; use the class-conditional size (e.g. 'MicroDiT-Tiny/2')"
+        )

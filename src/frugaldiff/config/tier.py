@@ -13,6 +13,7 @@ from typing import Any
 
 from frugaldiff.config.method_checks import (
     check_distill_stage,
+    check_label_conditioning,
     check_live_parameters,
     check_masking_variant,
 )
@@ -258,6 +259,7 @@ def resolve_run(tier: TierConfig, run_name: str, blocks_dir: Path) -> RunConfig:
             "true or use variance 'large' / 'small'"
         )
     check_masking_variant(spec, run_name, diffusion_cfg.mask_ratio)
+    check_label_conditioning(spec, run_name)
     draw = diffusion_cfg.timesteps.draw_batch
     if draw is not None and (draw < 1 or spec.train.batch_size % draw != 0):
         raise ConfigError(
