@@ -65,3 +65,15 @@ def test_several_seeds_give_mean_and_spread() -> None:
     table = speedup_table(tidy).set_index("variant")
     assert "±" in table.loc["speed", "FID@400"]
     assert table.loc["speed", "seeds"] == 2
+
+
+def test_each_row_names_the_backbone_it_trained() -> None:
+    # The paper's component ablation trains a latent U-Net; the table says what each row trained.
+    tidy = pd.DataFrame(
+        rows("baseline", 0, {100: 60.0, 400: 40.0}) + rows("speed-sampler", 0, {100: 50.0})
+    )
+    tidy["model"] = "DiT-XL/2"
+    table = speedup_table(tidy).set_index("variant")
+    assert table.loc["speed-sampler", "model"] == "DiT-XL/2"
+    older = speedup_table(tidy.drop(columns="model")).set_index("variant")
+    assert older.loc["baseline", "model"] == "n/a (not recorded)"

@@ -126,6 +126,7 @@ def evaluate_sample_set(
         "study": run.study,
         "method": run.method,
         "variant": run.variant,
+        "model": run.model.name,  # the backbone (reports mark where it is not the paper's)
         "mask_ratio": run.diffusion.mask_ratio,
         "masking": masking_mode(run.model.name, run.diffusion.mask_ratio, run.init_from),
         "init_from": run.init_from,

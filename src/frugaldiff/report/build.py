@@ -44,7 +44,9 @@ def speed_study(tidy: pd.DataFrame, summaries: pd.DataFrame, tier: str) -> tuple
     caption = (
         "SpeeD: FID per checkpoint and speed-up = baseline iterations to its final FID / variant "
         "iterations to the same FID (log-iteration interpolation); paper column: the abstract's "
-        f"claim; tier {tier}"
+        "claim; model: the backbone each row trained (the paper's component ablation, Table 5, "
+        "trains a latent U-Net on FFHQ: component rows on another backbone are trends of that "
+        f"backbone, not Table 5 cells); tier {tier}"
     )
     return {"speedup": (caption, speedup_table(tidy))}, {}
 

@@ -29,6 +29,7 @@ ID_COLUMNS = (
 OPTIONAL_COLUMNS = (
     "study",
     "variant",
+    "model",  # model.name of the run
     "mask_ratio",
     "masking",  # unmasked | naive | deferred | none, from the model and mask ratio
     "init_from",

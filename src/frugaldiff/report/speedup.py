@@ -70,6 +70,11 @@ def speedup_table(tidy: pd.DataFrame) -> pd.DataFrame:
         for method, variant in sorted(group.groupby("method"), key=order):
             sampler = sample_set_label(variant.iloc[0])
             row: dict[str, object] = {"variant": method, "sampler": sampler}
+            # The backbone each row trained: the paper's component ablation (Table 5) trains a
+            # latent U-Net on FFHQ, so a component row on another backbone is a trend of that
+            # backbone, not a Table 5 cell (docs/speed.md (k)); older metrics lack the field.
+            models = sorted(variant["model"].dropna().unique()) if "model" in variant else []
+            row["model"] = ", ".join(models) if models else "n/a (not recorded)"
             for iteration, at in variant.groupby("iteration"):
                 row[f"FID@{iteration}"] = _format(at["value"].tolist())
             speedups, marks = [], set()
