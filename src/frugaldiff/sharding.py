@@ -44,6 +44,21 @@ class BatchShard:
             )
         return global_rows[self.start : self.stop]
 
+    def noise_like(self, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """This shard's rows of ε ~ N(0, I) drawn for the global batch: (b, C, H, W) like x0.
+
+        The one noise draw of every objective (plain diffusion, guidance distillation, each
+        halving): drawn on the generator's device in x0's dtype, as (B, C, H, W) for all B rows,
+        then sliced and moved to x0's device, so example i's ε is the same for any world size.
+        """
+        eps = torch.randn(
+            (self.global_size, *x0.shape[1:]),
+            generator=generator,
+            device=generator.device,
+            dtype=x0.dtype,
+        )  # (B, C, H, W)
+        return self.take(eps).to(x0.device)  # (b, C, H, W)
+
     def network_generator(self, generator: torch.Generator) -> torch.Generator:
         """The generator for draws made inside the network (dropout), which are sized per rank.
 

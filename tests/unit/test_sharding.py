@@ -150,3 +150,17 @@ def test_draw_batch_draws_each_gpu_batch_on_its_own_for_any_world_size() -> None
     )
     _, global_draw, _ = sharded(one_draw, 1, seed=3)
     assert not torch.equal(global_draw["t"], whole["t"])  # 5 primaries + 3 duals, not 2 x (3 + 1)
+
+
+def test_noise_like_gives_each_shard_its_rows_of_one_global_draw() -> None:
+    x0 = torch.zeros(2, 3, 4, 4, dtype=torch.float64)  # a rank's rows: the shape and dtype
+    whole = BatchShard.whole(8).noise_like(
+        torch.zeros(8, 3, 4, 4, dtype=torch.float64), torch.Generator().manual_seed(5)
+    )
+    parts = [
+        shard_for_rank(8, rank, 4).noise_like(x0, torch.Generator().manual_seed(5))
+        for rank in range(4)
+    ]
+    assert whole.shape == (8, 3, 4, 4)
+    assert whole.dtype == torch.float64
+    assert torch.equal(torch.cat(parts), whole)

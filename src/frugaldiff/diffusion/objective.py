@@ -111,10 +111,7 @@ class DiffusionObjective:
         x0 = inputs.to_model_units(x0)  # (b, C, H, W), ÷ σ_d
         batch = shard.global_size
         t = shard.take(self._draw_timesteps(batch, generator, x0.device))  # (b,)
-        eps = torch.randn(
-            (batch, *x0.shape[1:]), generator=generator, device=x0.device, dtype=x0.dtype
-        )
-        eps = shard.take(eps)  # (b, C, H, W)
+        eps = shard.noise_like(x0, generator)  # (b, C, H, W)
         labels = self.drop_labels(labels, generator, shard)  # (b,)
         logsnr = self.schedule.logsnr(t)  # (b,)
         alpha, sigma = self.schedule.alpha_sigma(t)  # (b,), (b,)

@@ -124,10 +124,7 @@ class GuidanceDistillationObjective:
         shard = shard or BatchShard.whole(x0.shape[0])
         batch = shard.global_size
         t = shard.take(self.timestep_sampler.sample(batch, generator, x0.device))  # (b,)
-        eps = torch.randn(
-            (batch, *x0.shape[1:]), generator=generator, device=generator.device, dtype=x0.dtype
-        )
-        eps = shard.take(eps).to(x0.device)  # (b, C, H, W)
+        eps = shard.noise_like(x0, generator)  # (b, C, H, W)
         w = shard.take(sample_guidance_weights(batch, self.w_range, generator, x0.device))  # (b,)
         logsnr = self.schedule.logsnr(t)  # (b,)
         alpha, sigma = self.schedule.alpha_sigma(t)  # (b,), (b,)

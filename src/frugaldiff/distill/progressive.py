@@ -207,10 +207,7 @@ class HalvingTargets:
         """
         batch = shard.global_size
         index = shard.take(self.sample_indices(batch, generator)).to(x0.device)  # (b,)
-        eps = torch.randn(
-            (batch, *x0.shape[1:]), generator=generator, device=generator.device, dtype=x0.dtype
-        )
-        eps = shard.take(eps).to(x0.device)  # (b, C, H, W)
+        eps = shard.noise_like(x0, generator)  # (b, C, H, W)
         t = self.fine_t.to(x0.device)[index]  # (b,) float64
         alpha, sigma = self.schedule.alpha_sigma(t)  # (b,), (b,)
         a = broadcast_like(alpha.to(x0.dtype), x0)  # (b, 1, 1, 1)
