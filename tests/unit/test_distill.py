@@ -32,9 +32,9 @@ from frugaldiff.errors import CheckpointError, ConfigError
 from frugaldiff.models.registry import build_model
 from frugaldiff.models.unet import UNet
 from frugaldiff.rng import derive_seed, make_generator
-from frugaldiff.sampling.denoisers import NFECounter
 from frugaldiff.sampling.grids import timestep_grid
 from frugaldiff.sampling.solvers import DDIMSolver, MengStochasticSolver, ddim_update
+from tests.unit.counting import CallCounter
 
 F64 = torch.float64
 COSINE = CosineLogSNRSchedule()
@@ -389,12 +389,12 @@ def test_checkpoint_kinds_are_checked() -> None:
 def test_student_denoiser_costs_one_pass_per_step(solver: DDIMSolver) -> None:
     network = FakeNetwork(nonlinear_x0, "v")
     labels = torch.tensor([1, 4, 7])
-    denoiser = NFECounter(student_denoiser(network, COSINE, "v", labels, 2.0))
+    denoiser = CallCounter(student_denoiser(network, COSINE, "v", labels, 2.0))
     z1 = torch.randn(3, 3, 2, 2, generator=make_generator(11), dtype=F64)
     gens = [make_generator(derive_seed(0, "image", i)) for i in range(3)]
     solver.solve(denoiser, z1, timestep_grid(4, COSINE), gens)
-    assert (denoiser.calls, denoiser.nfe) == (4, 4)
-    assert [rows for rows, _ in network.calls] == [3, 3, 3, 3]
+    assert denoiser.calls == 4
+    assert [rows for rows, _ in network.calls] == [3, 3, 3, 3]  # 1 NFE per image per step
     # x̂ is the student's own prediction at the w and labels given.
     t = torch.full((3,), 0.5, dtype=F64)
     expected = nonlinear_x0(z1, t, labels, torch.full((3,), 2.0, dtype=F64))
@@ -458,11 +458,12 @@ def test_s_at_four_steps_calls_only_its_jump_model(jump_model: str, student_step
     driver = jump_model_steps(4, jump_model)
     assert driver == student_steps
     labels = torch.tensor([0, 3])
-    denoiser = NFECounter(student_denoiser(networks[driver], COSINE, "v", labels, 1.0))
+    denoiser = CallCounter(student_denoiser(networks[driver], COSINE, "v", labels, 1.0))
     z1 = torch.randn(2, 3, 2, 2, generator=make_generator(21), dtype=F64)
     gens = [make_generator(derive_seed(0, "image", i)) for i in range(2)]
     MengStochasticSolver(COSINE).solve(denoiser, z1, timestep_grid(4, COSINE), gens)
-    assert (denoiser.calls, denoiser.nfe) == (4, 4)
+    assert denoiser.calls == 4
+    assert [rows for rows, _ in networks[driver].calls] == [2, 2, 2, 2]  # 1 NFE per step
     other = 4 if driver == 2 else 2
     assert networks[other].calls == []
     # Evaluated at every 1/4: for the 2-step student half of these are off its own grid (d).

@@ -11,12 +11,13 @@ from frugaldiff.diffusion.learned_variance import LearnedRangeTerm
 from frugaldiff.diffusion.schedule import LinearBetaSchedule
 from frugaldiff.errors import ConfigError
 from frugaldiff.rng import derive_seed, make_generator
-from frugaldiff.sampling.denoisers import NFECounter, clip_denoiser
+from frugaldiff.sampling.denoisers import clip_denoiser
 from frugaldiff.sampling.grids import timestep_grid
 from frugaldiff.sampling.guidance import guided_denoiser
 from frugaldiff.sampling.learned_variance import respaced_log_variances
 from frugaldiff.sampling.noise import randn_per_image
 from frugaldiff.sampling.solvers import AncestralSolver, build_solver
+from tests.unit.counting import CallCounter
 
 F64 = torch.float64
 LINEAR = LinearBetaSchedule()
@@ -62,11 +63,10 @@ def test_learned_with_frac_one_or_zero_is_large_or_small(frac: float, fixed: str
     assert not torch.allclose(learned, other, rtol=1e-3, atol=1e-3)
 
 
-def test_learned_counts_nfe_and_clips_only_x0() -> None:
-    counter = NFECounter(clip_denoiser(FracDenoiser(3.0), limit=0.5))
+def test_learned_calls_once_per_step_and_clips_only_x0() -> None:
+    counter = CallCounter(clip_denoiser(FracDenoiser(3.0), limit=0.5))
     x0 = _draw(AncestralSolver(LINEAR, "learned"), counter, steps=5)
     assert counter.calls == 5
-    assert counter.nfe == 5
     assert float(x0.abs().max()) == 0.5  # the last step returns the clipped x̂
     z = torch.full((1, 1, 2, 2), 4.0)
     assert torch.equal(counter.with_frac(z, torch.ones(1))[1], torch.full_like(z, 3.0))
@@ -97,7 +97,6 @@ def test_guidance_guides_x0_and_takes_frac_from_the_conditional_rows() -> None:
     torch.testing.assert_close(x0, denoiser(z, t), rtol=0, atol=0)  # the same guided x̂
     torch.testing.assert_close(x0, z + 1 + 2.0 * (1 - 10), rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(frac, torch.sigmoid(z) + 1, rtol=0, atol=0)  # conditional, unguided
-    assert denoiser.passes_per_call == 2
 
 
 def test_tier_configs_check_the_variance_key() -> None:

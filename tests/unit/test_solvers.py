@@ -21,7 +21,7 @@ from frugaldiff.diffusion.schedule import (
 )
 from frugaldiff.errors import ConfigError
 from frugaldiff.rng import derive_seed, make_generator
-from frugaldiff.sampling.denoisers import Denoiser, NFECounter, clip_denoiser
+from frugaldiff.sampling.denoisers import Denoiser, clip_denoiser
 from frugaldiff.sampling.grids import (
     GRIDS,
     edm_sigma_grid,
@@ -38,6 +38,7 @@ from frugaldiff.sampling.solvers import (
     MengStochasticSolver,
     build_solver,
 )
+from tests.unit.counting import CallCounter
 
 F64 = torch.float64
 MU, STD = 0.3, 0.5
@@ -139,11 +140,10 @@ def test_meng_with_one_step_is_ddim() -> None:
 
 @pytest.mark.parametrize("steps", [1, 2, 3, 8])
 def test_meng_makes_exactly_n_calls(steps: int) -> None:
-    counter = NFECounter(exact_denoiser(COSINE))
+    counter = CallCounter(exact_denoiser(COSINE))
     z1 = randn_per_image(generators(2), (1, 8, 8), "cpu", F64)
     MengStochasticSolver(COSINE).solve(counter, z1, timestep_grid(steps, COSINE), generators(2))
     assert counter.calls == steps
-    assert counter.nfe == steps
 
 
 def test_edm_grid_is_karras_rho_7_in_t() -> None:
@@ -169,11 +169,11 @@ def test_edm_grid_is_karras_rho_7_in_t() -> None:
 
 @pytest.mark.parametrize("steps", [1, 2, 3, 18])
 def test_heun_makes_2n_minus_1_calls(steps: int) -> None:
-    counter = NFECounter(exact_denoiser(COSINE))
+    counter = CallCounter(exact_denoiser(COSINE))
     solver = build_solver("heun", COSINE, sigma_data=0.5)
     z = randn_per_image(generators(2), (1, 8, 8), "cpu", F64)
     solver.solve(counter, z, solver.default_timesteps(steps))
-    assert (counter.calls, counter.nfe) == (2 * steps - 1, 2 * steps - 1)
+    assert counter.calls == 2 * steps - 1
 
 
 def test_heun_is_second_order_and_beats_ddim_on_its_grid() -> None:
@@ -283,16 +283,14 @@ def test_iddpm_spacing_is_checked_and_reaches_the_solvers() -> None:
     assert seen[-1] == pytest.approx(1 / 1000)  # the last call is at step 0, then x̂
 
 
-def test_clip_denoiser_and_nfe_counter() -> None:
+def test_clip_denoiser_clips_x0_only() -> None:
     def wild(z: Tensor, t: Tensor) -> Tensor:
         return 3.0 * z
 
     z = torch.linspace(-1.0, 1.0, 16).reshape(1, 1, 4, 4)
-    counter = NFECounter(clip_denoiser(wild))
-    x0 = counter(z, torch.ones(1))
+    x0 = clip_denoiser(wild)(z, torch.ones(1))
     assert float(x0.abs().max()) == 1.0
     assert torch.equal(x0, (3.0 * z).clamp(-1, 1))
-    assert (counter.calls, counter.nfe) == (1, 1)
     # Data ÷ σ_d = 0.5 (EDM): [-1, 1] pixels are [-2, 2] in model units.
     assert torch.equal(clip_denoiser(wild, limit=2.0)(z, torch.ones(1)), (3.0 * z).clamp(-2, 2))
 

@@ -23,11 +23,9 @@ from frugaldiff.errors import ConfigError
 class StudentDenoiser:
     """D(z, t) → x̂ (B, C, H, W) of a w-conditioned student for fixed labels (B,) and w.
 
-    One call on B rows per step: `passes_per_call` = 1, which NFECounter reads. x̂ is unclipped;
+    One call on B rows per step: 1 NFE, as the network's rows count it. x̂ is unclipped;
     wrap it in denoisers.clip_denoiser for evaluation in pixel space.
     """
-
-    passes_per_call = 1
 
     def __init__(
         self,

@@ -50,8 +50,8 @@ class GuidedDenoiser:
     the null label, and combines them with `guide`. For w = 0 the unconditional half would get
     weight 0, so it makes one B-row call and returns the conditional x̂ unchanged.
 
-    NFE: `passes_per_call` is the number of network passes per image actually made (2 for
-    w ≠ 0, 1 for w = 0), which NFECounter sums. Meng et al. count the CFG teacher at 2 NFE per
+    NFE: 2 network passes per image for w ≠ 0, 1 for w = 0, measured by the rows the network
+    evaluates (sampling/networks.py RowCounter). Meng et al. count the CFG teacher at 2 NFE per
     step for every w ("N×2", docs/guided_distillation.md c, h); a report that compares with the
     paper at w = 0 must say whether it shows that nominal 2·steps or this measured 1·steps.
     """
@@ -65,7 +65,6 @@ class GuidedDenoiser:
         self.labels = labels  # (B,)
         self.null_label = int(null_label)
         self.w = float(w)
-        self.passes_per_call = 1 if self.w == 0 else 2
 
     def _rows(self, z: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The network's rows: (z, t, labels), and for w ≠ 0 the null-label copies after them."""
