@@ -10,8 +10,6 @@ from collections.abc import Callable
 
 from torch import Tensor
 
-from frugaldiff.sampling.learned_variance import denoise_with_frac
-
 # D(z (B, C, H, W), t (B,) in [0, 1]) -> x̂ (B, C, H, W); t is float32, or float64 when z is.
 # A learned-variance denoiser also offers `with_frac(z, t) -> (x̂, frac)`, the same x̂ and
 # IDDPM's interpolation frac (B, C, H, W); only AncestralSolver("learned") calls it.
@@ -36,7 +34,7 @@ class ClippedDenoiser:
 
     def with_frac(self, z: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
         """x̂ clipped, frac as the model gave it."""
-        x0, frac = denoise_with_frac(self.denoiser, z, t)
+        x0, frac = self.denoiser.with_frac(z, t)  # type: ignore[attr-defined]
         return x0.clamp(-self.limit, self.limit), frac  # (B, C, H, W) each
 
 

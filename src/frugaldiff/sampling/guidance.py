@@ -14,7 +14,6 @@ import torch
 from torch import Tensor
 
 from frugaldiff.diffusion.parameterization import broadcast_like
-from frugaldiff.errors import ConfigError
 
 # (z (B, C, H, W), t (B,), labels (B,) int64) -> x̂ (B, C, H, W)
 ConditionalX0 = Callable[[Tensor, Tensor, Tensor], Tensor]
@@ -86,15 +85,10 @@ class GuidedDenoiser:
 
     def with_frac(self, z: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
         """(x̂^w, frac) (B, C, H, W) each, one network call as `__call__`; frac unguided, from
-        the conditional rows. Needs a predictor with `with_frac(z, t, labels) -> (x̂, frac)`.
+        the conditional rows. Needs a predictor with `with_frac(z, t, labels) -> (x̂, frac)`
+        (checked before sampling starts: sampling/learned_variance.py).
         """
-        predict = getattr(self.predict_x0, "with_frac", None)
-        if predict is None:
-            raise ConfigError(
-                "sampling.variance='learned' needs a learned-variance model "
-                "(diffusion.learn_sigma: true); this predictor gives no variance"
-            )
-        x0, frac = predict(*self._rows(z, t))  # (B or 2B, C, H, W) each
+        x0, frac = self.predict_x0.with_frac(*self._rows(z, t))  # type: ignore[attr-defined]
         batch = z.shape[0]
         if self.w == 0:
             return x0, frac

@@ -2,9 +2,12 @@
 
 On a respaced grid (guided-diffusion `respace.py`; Nichol & Dhariwal, arXiv 2102.09672) a step
 t → s has β' = 1 − ᾱ_t/ᾱ_s and posterior variance β̃' = (1 − ᾱ_s)/(1 − ᾱ_t)·β'; the model's
-frac interpolates their logs as in training (diffusion/learned_variance.py). A solver asks a
-denoiser for frac only through `denoise_with_frac`, so every other solver and its NFE count
-sees the plain D(z, t) → x̂.
+frac interpolates their logs as in training (diffusion/learned_variance.py). Only
+AncestralSolver("learned") asks a denoiser for frac (`with_frac`), so every other solver sees
+the plain D(z, t) → x̂. The contract is checked twice, each once, before any step: the sampler
+refuses a learned-variance set on a checkpoint without one where it builds the solver
+(sampling/generate.py), and the solver refuses a denoiser without `with_frac`
+(`check_gives_variance`); the wrappers in between forward `with_frac` unchecked.
 """
 
 import math
@@ -15,17 +18,13 @@ from torch import Tensor
 from frugaldiff.errors import ConfigError
 
 
-def denoise_with_frac(
-    denoiser: Callable[[Tensor, Tensor], Tensor], z: Tensor, t: Tensor
-) -> tuple[Tensor, Tensor]:
-    """(x̂, frac), each (B, C, H, W), from a learned-variance denoiser's `with_frac(z, t)`."""
-    with_frac = getattr(denoiser, "with_frac", None)
-    if with_frac is None:
+def check_gives_variance(denoiser: Callable[[Tensor, Tensor], Tensor]) -> None:
+    """ConfigError unless `denoiser` offers `with_frac(z, t) -> (x̂, frac)` (B, C, H, W) each."""
+    if not callable(getattr(denoiser, "with_frac", None)):
         raise ConfigError(
             "sampling.variance='learned' needs a learned-variance model (diffusion.learn_sigma: "
             f"true); this denoiser ({type(denoiser).__name__}) gives no variance"
         )
-    return with_frac(z, t)
 
 
 def respaced_log_variances(logsnr_t: float, logsnr_s: float) -> tuple[float, float]:

@@ -12,7 +12,6 @@ from frugaldiff.diffusion.learned_variance import frac_from_output
 from frugaldiff.diffusion.parameterization import broadcast_like, x0_from
 from frugaldiff.diffusion.preconditioning import InputScaling
 from frugaldiff.diffusion.schedule import NoiseSchedule
-from frugaldiff.errors import ConfigError
 
 
 @dataclass
@@ -61,13 +60,10 @@ class X0Predictor:
     def with_frac(
         self, z: torch.Tensor, t: torch.Tensor, labels: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(x̂, frac), (B, C, H, W) each; ConfigError for a model without learned variance."""
+        """(x̂, frac), (B, C, H, W) each, of a learn_sigma network (the sampler checks that it is
+        one before it builds the solver: sampling/generate.py)."""
         x0, v = self._x0_and_v(z, t, labels)
-        if v is None:
-            raise ConfigError(
-                "sampling.variance='learned' needs a checkpoint trained with "
-                "diffusion.learn_sigma: true"
-            )
+        assert v is not None, "a learned-variance set on a model without it (generate.py checks)"
         return x0, frac_from_output(v)
 
 

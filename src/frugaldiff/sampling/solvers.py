@@ -32,7 +32,7 @@ from frugaldiff.sampling.grids import (
     SolverGrid,
     edm_timestep_grid,
 )
-from frugaldiff.sampling.learned_variance import denoise_with_frac, respaced_log_variances
+from frugaldiff.sampling.learned_variance import check_gives_variance, respaced_log_variances
 from frugaldiff.sampling.noise import randn_per_image
 
 
@@ -139,9 +139,11 @@ class AncestralSolver(Solver):
         self, denoiser: Denoiser, x_T: Tensor, grid: SolverGrid, gens: Sequence[torch.Generator]
     ) -> Tensor:
         z = x_T
+        if self.variance == "learned":
+            check_gives_variance(denoiser)  # once, before any step
         for i in range(grid.num_steps):
             if self.variance == "learned":
-                x0, frac = denoise_with_frac(denoiser, z, grid.time_batch(i, z))  # (B, C, H, W)
+                x0, frac = denoiser.with_frac(z, grid.time_batch(i, z))  # type: ignore[attr-defined]
             else:
                 x0 = denoiser(z, grid.time_batch(i, z))  # (B, C, H, W)
             if grid.t[i + 1] == 0.0:
