@@ -39,6 +39,7 @@ from frugaldiff.sampling.networks import CountingNetwork, RowCounter, X0Predicto
 from frugaldiff.sampling.noise import randn_per_image
 from frugaldiff.sampling.shards import ShardStore
 from frugaldiff.sampling.solvers import build_solver
+from frugaldiff.train.checkpoint_meta import CheckpointMeta
 from frugaldiff.train.state import load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -74,12 +75,13 @@ class SampleSetDrawer:
         self.request = request
         self.run = from_dict(RunConfig, payload["run_config"], f"{request.checkpoint}:run_config")
         self.device = resolve_device(request.device)
-        self.w_max = payload.get("guidance_w_max")
-        self.student_steps = payload.get("student_steps")
+        meta = CheckpointMeta.from_payload(payload)
+        self.w_max = meta.guidance_w_max
+        self.student_steps = meta.student_steps
         self.iteration = int(payload["iteration"])
-        self.halving = bool(payload.get("halving"))
+        self.halving = meta.halving
         sample_set = request.sample_set
-        if payload.get("direct") and sample_set.solver == "stochastic":  # tier.py refuses it too
+        if meta.direct and sample_set.solver == "stochastic":  # tier.py refuses it too
             raise ConfigError(
                 f"{request.checkpoint}: sample_sets[].solver='stochastic' on a direct-chain "
                 "student; Meng's S is defined for w-conditioned students only: use 'ddim'"
@@ -112,7 +114,7 @@ class SampleSetDrawer:
             self.model = load_guided_model(payload["ema"], self.run.model, self.w_max)
         self.model.to(self.device).eval()
         # Latent runs decode x̂ with their VAE, so evaluation still sees uint8 images.
-        self.decode = pixel_decoder(self.run.data.latent, payload.get("latent"), request.checkpoint)
+        self.decode = pixel_decoder(self.run.data.latent, meta.latent, request.checkpoint)
         self.schedule = build_schedule_by_name(self.run.diffusion.schedule)
         # EDM hook (diffusion/preconditioning.py, docs/microdit.md (g)): a run trained on data ÷ σ_d
         # with time input c_noise is sampled in those units: the network gets c_noise, x̂ is

@@ -77,13 +77,14 @@ class Trainer:
         stage = build_stage(cfg, halving_teacher, student_steps)
         self.cfg = cfg
         self.tc = tc = stage.train  # the run's train config, or a halving's (train/stages.py)
-        self.extras = dict(stage.extras)
-        # What the run's masking is (models/registry.py), so a checkpoint says it.
-        self.extras["masking"] = masking_mode(
-            cfg.model.name, cfg.diffusion.mask_ratio, cfg.init_from
+        # What the run's masking is (models/registry.py) and, for latents, the VAE sampling
+        # decodes with, so a checkpoint says both.
+        latent = self.dataset.codec_identity if isinstance(self.dataset, LatentDataset) else None
+        self.meta = dataclasses.replace(
+            stage.meta,
+            masking=masking_mode(cfg.model.name, cfg.diffusion.mask_ratio, cfg.init_from),
+            latent=latent,
         )
-        if isinstance(self.dataset, LatentDataset):
-            self.extras["latent"] = self.dataset.codec_identity  # sampling decodes with it
         self.state_dir = state_dir
         self.world = world
         self.events = EventLog(self.events_path, writes=world.is_main)
@@ -266,7 +267,7 @@ class Trainer:
             self.ckpt_state_path(self.iteration),
             {
                 **checkpoint_payload(self.model, self.ema.module, self.config_dict, self.iteration),
-                **self.extras,
+                **self.meta.to_payload(),
                 **self._continuation(),
             },
         )

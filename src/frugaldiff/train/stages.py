@@ -30,17 +30,18 @@ from frugaldiff.distill.progressive import ProgressiveDistillationObjective
 from frugaldiff.errors import CheckpointError, ConfigError
 from frugaldiff.models.registry import build_model
 from frugaldiff.rng import derive_seed, seeded_global_rng
+from frugaldiff.train.checkpoint_meta import CheckpointMeta
 from frugaldiff.train.state import load_checkpoint
 
 
 @dataclass
 class Stage:
-    """A network to train, its objective, the effective train config and checkpoint extras."""
+    """A network to train, its objective, the effective train config and checkpoint metadata."""
 
     model: nn.Module
     objective: Any  # DiffusionObjective or a distillation objective (same loss contract)
     train: TrainConfig
-    extras: dict[str, Any]  # stored in every checkpoint (w_max, student_steps, halving, direct)
+    meta: CheckpointMeta  # stored in every checkpoint (w_max, student_steps, halving, direct)
     teacher: nn.Module | None = None  # frozen network the objective calls (moved to the device)
     # train.init_weights "resume": the earlier run's AdamW state, EMA weights and EMA update
     # count, which the Trainer loads before it builds a fresh lr schedule.
@@ -53,10 +54,11 @@ def _teacher_ema(cfg: RunConfig) -> dict[str, torch.Tensor]:
             f"runs.{cfg.name}: distill.stage={cfg.distill.stage} needs init_from (the teacher)"
         )
     payload = load_checkpoint(cfg.init_checkpoint)
-    if payload.get("guidance_w_max") is not None or payload.get("student_steps") is not None:
+    meta = CheckpointMeta.from_payload(payload)
+    if meta.distilled:
         raise CheckpointError(
             f"runs.{cfg.name}: init_from checkpoint {cfg.init_checkpoint} is a distilled student "
-            f"(student_steps {payload.get('student_steps')}); distill.stage="
+            f"(student_steps {meta.student_steps}); distill.stage="
             f"{cfg.distill.stage} starts from a plain CFG teacher"
         )
     return payload["ema"]
@@ -92,8 +94,7 @@ def build_stage(
         if cfg.init_checkpoint is not None:
             resume = _init_from(model, cfg)
         objective = DiffusionObjective.from_config(cfg.diffusion, model.cfg.num_classes)
-        extras = {"guidance_w_max": None, "student_steps": None}
-        return Stage(model, objective, cfg.train, extras, resume=resume)
+        return Stage(model, objective, cfg.train, CheckpointMeta(), resume=resume)
     schedule = build_schedule_by_name(cfg.diffusion.schedule)
     teacher_state = _teacher_ema(cfg)
     with seeded_global_rng(seed):
@@ -108,8 +109,8 @@ def build_stage(
         null_label=student.cfg.num_classes,
         w_range=(d.w_min, d.w_max),
     )
-    extras = {"guidance_w_max": d.w_max, "student_steps": d.start_steps}
-    return Stage(student, objective, cfg.train, extras, teacher)
+    meta = CheckpointMeta(guidance_w_max=d.w_max, student_steps=d.start_steps)
+    return Stage(student, objective, cfg.train, meta, teacher)
 
 
 def _direct_start(cfg: RunConfig) -> Stage:
@@ -131,8 +132,8 @@ def _direct_start(cfg: RunConfig) -> Stage:
     model = load_cfg_model(_teacher_ema(cfg), cfg.model, str(cfg.init_checkpoint))
     # Never called to train (0 updates); Trainer.cost() runs it once to count FLOPs per image.
     objective = DiffusionObjective.from_config(cfg.diffusion, model.cfg.num_classes)
-    extras = {"guidance_w_max": None, "student_steps": cfg.distill.start_steps, "direct": True}
-    return Stage(model, objective, cfg.train, extras)
+    meta = CheckpointMeta(student_steps=cfg.distill.start_steps, direct=True)
+    return Stage(model, objective, cfg.train, meta)
 
 
 def _init_from(model: nn.Module, cfg: RunConfig) -> dict[str, Any] | None:
@@ -159,9 +160,9 @@ def _init_from(model: nn.Module, cfg: RunConfig) -> dict[str, Any] | None:
     }
 
 
-def _check_halving_teacher(cfg: RunConfig, teacher_path: str, payload: dict[str, Any]) -> None:
+def _check_halving_teacher(cfg: RunConfig, teacher_path: str, meta: CheckpointMeta) -> None:
     """The 2N-step model must belong to this run's kind of chain: w-conditioned or direct."""
-    w_max, direct = payload.get("guidance_w_max"), bool(payload.get("direct"))
+    w_max, direct = meta.guidance_w_max, meta.direct
     if cfg.distill.stage == "direct" and (w_max is not None or not direct):
         found = "a w-conditioned model" if w_max is not None else "not a direct-chain model"
         raise CheckpointError(
@@ -179,16 +180,17 @@ def _check_halving_teacher(cfg: RunConfig, teacher_path: str, payload: dict[str,
 def _halving(cfg: RunConfig, teacher_path: str, student_steps: int) -> Stage:
     d = cfg.distill
     payload = load_checkpoint(teacher_path)
-    _check_halving_teacher(cfg, teacher_path, payload)
-    if payload.get("student_steps") != 2 * student_steps:
+    meta = CheckpointMeta.from_payload(payload)
+    _check_halving_teacher(cfg, teacher_path, meta)
+    if meta.student_steps != 2 * student_steps:
         raise CheckpointError(
-            f"{teacher_path}: a {payload.get('student_steps')}-step model cannot teach a "
+            f"{teacher_path}: a {meta.student_steps}-step model cannot teach a "
             f"{student_steps}-step student (expected {2 * student_steps})"
         )
     schedule = build_schedule_by_name(cfg.diffusion.schedule)
     # Stage 2 trains raw weights: the previous halving's raw weights, or stage 1's EMA (a
     # direct chain: its start's EMA, which is the CFG teacher's).
-    state = payload["ema"] if payload.get("halving") is None else payload["model"]
+    state = payload[meta.chain_weights]
     weighting = build_loss_weighting(cfg.diffusion.loss_weighting, schedule)
     objective: ProgressiveDistillationObjective | DirectDistillationObjective
     if d.stage == "direct":
@@ -203,7 +205,7 @@ def _halving(cfg: RunConfig, teacher_path: str, student_steps: int) -> Stage:
             null_label=student.cfg.num_classes,
             train_grid=d.train_grid,
         )
-        extras = {"guidance_w_max": None, "student_steps": student_steps, "direct": True}
+        made = CheckpointMeta(student_steps=student_steps, halving=True, direct=True)
     else:
         teacher = load_guided_model(state, cfg.model, d.w_max)
         student = load_guided_model(state, cfg.model, d.w_max)
@@ -216,7 +218,7 @@ def _halving(cfg: RunConfig, teacher_path: str, student_steps: int) -> Stage:
             (d.w_min, d.w_max),
             train_grid=d.train_grid,
         )
-        extras = {"guidance_w_max": d.w_max, "student_steps": student_steps}
+        made = CheckpointMeta(guidance_w_max=d.w_max, student_steps=student_steps, halving=True)
     train = dataclasses.replace(
         cfg.train,
         iterations=d.halving_iterations,
@@ -228,4 +230,4 @@ def _halving(cfg: RunConfig, teacher_path: str, student_steps: int) -> Stage:
         ckpt_iters=(d.halving_iterations,),
         state_every_iters=min(cfg.train.state_every_iters, d.halving_iterations),
     )
-    return Stage(student, objective, train, {**extras, "halving": True}, teacher)
+    return Stage(student, objective, train, made, teacher)
