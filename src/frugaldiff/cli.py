@@ -83,7 +83,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     cfg = load_run_config(args.config)
     with joined_world(cfg.train.device) as world:
-        trainer = Trainer(cfg, args.data, args.state_dir, world=world)
+        trainer = Trainer.for_run(cfg, args.data, args.state_dir, world=world)
         _drive(trainer, cfg.name)
         ckpt_paths = {k: args.ckpt_dir / f"iter{k}.pt" for k in cfg.train.ckpt_iters}
         trainer.publish(ckpt_paths, args.metrics_out, args.summary_out)
@@ -98,7 +98,7 @@ def cmd_halve(args: argparse.Namespace) -> None:
 
     cfg = load_run_config(args.config)
     with joined_world(cfg.train.device) as world:
-        trainer = Trainer(
+        trainer = Trainer.for_run(
             cfg, args.data, args.state_dir, str(args.teacher), args.student_steps, world=world
         )
         _drive(trainer, f"{cfg.name} n{args.student_steps}")

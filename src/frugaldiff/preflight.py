@@ -300,7 +300,7 @@ class Preflight:
         job = f"halve n{student_steps}" if teacher else "train"
         with self._measured(run.name, job) as timing:
             halving_teacher = str(teacher) if teacher else None
-            trainer = Trainer(run, data, out / "state", halving_teacher, student_steps)
+            trainer = Trainer.for_run(run, data, out / "state", halving_teacher, student_steps)
             last = time.perf_counter()
             for _ in trainer.steps():  # each record's loss is read on the host: synchronised
                 now = time.perf_counter()

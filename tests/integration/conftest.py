@@ -70,7 +70,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
         data, images=rng.integers(0, 256, (32, 3, 8, 8), dtype=np.uint8), labels=np.arange(32) % 10
     )
     cfg = tiny_run(iterations=4, ckpt_iters=(4,))
-    trainer = Trainer(cfg, data, tmp / "state")
+    trainer = Trainer.for_run(cfg, data, tmp / "state")
     for _ in trainer.steps():
         pass
     with torch.no_grad():  # make the zero-initialised output layer non-trivial

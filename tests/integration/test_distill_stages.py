@@ -21,7 +21,7 @@ DISTILL = DistillConfig(stage="guidance", start_steps=4, end_steps=2, halving_it
 
 
 def train(cfg, data: Path, state: Path, **kwargs) -> Trainer:
-    trainer = Trainer(cfg, data, state, **kwargs)
+    trainer = Trainer.for_run(cfg, data, state, **kwargs)
     for _ in trainer.steps():
         pass
     return trainer
@@ -72,11 +72,11 @@ def test_checkpoints_record_the_distillation_stage(chain: dict) -> None:
 
 def test_halving_teacher_must_have_twice_the_steps(chain: dict, tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="cannot teach"):
-        Trainer(
+        Trainer.for_run(
             chain["cfg"], chain["data"], tmp_path, halving_teacher=str(chain["n2"]), student_steps=2
         )
     with pytest.raises(CheckpointError, match="not a w-conditioned"):
-        Trainer(
+        Trainer.for_run(
             chain["cfg"],
             chain["data"],
             tmp_path,
@@ -88,7 +88,7 @@ def test_halving_teacher_must_have_twice_the_steps(chain: dict, tmp_path: Path) 
 def test_stage_one_needs_a_teacher(chain: dict, tmp_path: Path) -> None:
     cfg = dataclasses.replace(chain["cfg"], init_checkpoint=None)
     with pytest.raises(ConfigError, match="needs init_from"):
-        Trainer(cfg, chain["data"], tmp_path)
+        Trainer.for_run(cfg, chain["data"], tmp_path)
 
 
 @pytest.mark.parametrize("solver", ["ddim", "stochastic"])
@@ -227,7 +227,7 @@ def test_chains_refuse_each_others_teachers(
     data = chain["data"]
     # A direct chain refuses a w-conditioned model, and a plain one not handed on by a direct run.
     with pytest.raises(CheckpointError, match=r"a w-conditioned model; .*distill\.stage='direct'"):
-        Trainer(
+        Trainer.for_run(
             direct_chain["cfg"],
             data,
             tmp_path,
@@ -235,7 +235,7 @@ def test_chains_refuse_each_others_teachers(
             student_steps=2,
         )
     with pytest.raises(CheckpointError, match="not a direct-chain model"):
-        Trainer(
+        Trainer.for_run(
             direct_chain["cfg"],
             data,
             tmp_path,
@@ -244,7 +244,7 @@ def test_chains_refuse_each_others_teachers(
         )
     # The w-conditioned chain refuses the direct chain's CFG models.
     with pytest.raises(CheckpointError, match=r"not a w-conditioned .*direct-chain CFG model"):
-        Trainer(
+        Trainer.for_run(
             chain["cfg"],
             data,
             tmp_path,
@@ -254,7 +254,7 @@ def test_chains_refuse_each_others_teachers(
     # A direct run starts from the plain CFG teacher, not from a distilled student.
     from_student = dataclasses.replace(direct_chain["cfg"], init_checkpoint=str(chain["student"]))
     with pytest.raises(CheckpointError, match="is a distilled student"):
-        Trainer(from_student, data, tmp_path)
+        Trainer.for_run(from_student, data, tmp_path)
 
 
 @pytest.mark.parametrize(("w", "nfe_per_step"), [(1.0, 2), (0.0, 1)])

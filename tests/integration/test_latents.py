@@ -140,7 +140,7 @@ def test_encode_train_sample_decode(vae_dir: Path, images_npz: Path, tmp_path: P
         evaluation=EvaluationConfig(),
         sample_sets=(SampleSetConfig(clip_x0=False),),
     )
-    trainer = Trainer(run, out, tmp_path / "state")
+    trainer = Trainer.for_run(run, out, tmp_path / "state")
     losses = [record.loss for record in trainer.steps()]
     assert len(losses) == 3
     assert all(np.isfinite(losses))

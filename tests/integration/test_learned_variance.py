@@ -30,7 +30,7 @@ def test_learned_sigma_trains_and_samples(tiny_dataset: Path, tmp_path: Path) ->
         model=ModelConfig("dit-tiny"),
         diffusion=dataclasses.replace(SPEED, learn_sigma=True),
     )
-    trainer = Trainer(cfg, tiny_dataset, tmp_path / "state")
+    trainer = Trainer.for_run(cfg, tiny_dataset, tmp_path / "state")
     assert trainer.model.cfg.out_channels == 6  # ε and v channels (DiTConfig.learn_sigma)
     losses = [record.loss for record in trainer.steps()]
     assert len(losses) == 3

@@ -146,7 +146,7 @@ def test_edm_run_samples_with_c_noise_on_heuns_grid_in_data_units(
     cfg = dataclasses.replace(
         tiny_run(iterations=2, ckpt_iters=(2,)), model=ModelConfig("dit-tiny"), diffusion=edm
     )
-    trainer = Trainer(cfg, tiny_dataset, tmp_path / "state")
+    trainer = Trainer.for_run(cfg, tiny_dataset, tmp_path / "state")
     for _ in trainer.steps():
         pass
     trainer.publish({2: tmp_path / "iter2.pt"}, tmp_path / "m.jsonl", tmp_path / "s.json")

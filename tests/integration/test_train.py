@@ -49,7 +49,7 @@ def tiny_run(**train: object) -> RunConfig:
 
 
 def run_to_end(cfg: RunConfig, data: Path, state: Path, stop_at: int | None = None) -> Trainer:
-    trainer = Trainer(cfg, data, state)
+    trainer = Trainer.for_run(cfg, data, state)
     trainer.try_resume()
     for record in trainer.steps():
         if stop_at is not None and record.iteration == stop_at:
@@ -99,7 +99,7 @@ def test_training_reduces_loss_and_publishes(tiny_dataset: Path, tmp_path: Path)
 
 def test_nan_loss_stops_and_keeps_last_good_state(tiny_dataset: Path, tmp_path: Path) -> None:
     cfg = tiny_run(iterations=8)
-    trainer = Trainer(cfg, tiny_dataset, tmp_path / "state")
+    trainer = Trainer.for_run(cfg, tiny_dataset, tmp_path / "state")
     steps = trainer.steps()
     for _ in range(4):
         next(steps)  # state written at iteration 4
@@ -115,7 +115,7 @@ def test_nan_loss_stops_and_keeps_last_good_state(tiny_dataset: Path, tmp_path: 
 
 def test_state_from_another_config_is_not_resumed(tiny_dataset: Path, tmp_path: Path) -> None:
     run_to_end(tiny_run(), tiny_dataset, tmp_path / "s", stop_at=5)
-    other = Trainer(tiny_run(lr=5e-4), tiny_dataset, tmp_path / "s")
+    other = Trainer.for_run(tiny_run(lr=5e-4), tiny_dataset, tmp_path / "s")
     assert other.try_resume() is False
     assert other.iteration == 0
 
@@ -133,7 +133,7 @@ def test_init_from_starts_at_the_earlier_runs_ema(tiny_dataset: Path, tmp_path: 
     first = run_to_end(tiny_run(iterations=6, ckpt_iters=(6,)), tiny_dataset, tmp_path / "a")
     first.publish({6: tmp_path / "iter6.pt"}, tmp_path / "m.jsonl", tmp_path / "s.json")
     follow = dataclasses.replace(tiny_run(seed=9), init_checkpoint=str(tmp_path / "iter6.pt"))
-    trainer = Trainer(follow, tiny_dataset, tmp_path / "b")
+    trainer = Trainer.for_run(follow, tiny_dataset, tmp_path / "b")
     for name, value in trainer.model.state_dict().items():
         assert torch.equal(value, first.ema.module.state_dict()[name]), name
 
@@ -151,7 +151,7 @@ def test_init_weights_resume_continues_weights_optimiser_and_ema(
         init_from="tiny",
         init_checkpoint=str(ckpts[6]),
     )
-    trainer = Trainer(follow, tiny_dataset, tmp_path / "b")
+    trainer = Trainer.for_run(follow, tiny_dataset, tmp_path / "b")
     raw, ema = first.model.state_dict(), first.ema.module.state_dict()
     for name, value in trainer.model.state_dict().items():
         assert torch.equal(value, raw[name]), name
@@ -171,7 +171,7 @@ def test_init_weights_resume_continues_weights_optimiser_and_ema(
     ema_only = dataclasses.replace(
         follow, train=dataclasses.replace(follow.train, init_weights="ema")
     )
-    fresh = Trainer(ema_only, tiny_dataset, tmp_path / "c")
+    fresh = Trainer.for_run(ema_only, tiny_dataset, tmp_path / "c")
     assert fresh.optimizer.state_dict()["state"] == {}
     assert torch.equal(
         next(iter(fresh.model.parameters())), next(iter(first.ema.module.parameters()))
@@ -181,4 +181,6 @@ def test_init_weights_resume_continues_weights_optimiser_and_ema(
     del payload["optimizer"]
     torch.save(payload, old)
     with pytest.raises(CheckpointError, match="holds no optimiser state"):
-        Trainer(dataclasses.replace(follow, init_checkpoint=str(old)), tiny_dataset, tmp_path / "d")
+        Trainer.for_run(
+            dataclasses.replace(follow, init_checkpoint=str(old)), tiny_dataset, tmp_path / "d"
+        )

@@ -38,7 +38,7 @@ from frugaldiff.sharding import shard_for_rank
 from frugaldiff.train.distributed import SINGLE_PROCESS, World
 from frugaldiff.train.ema import make_ema
 from frugaldiff.train.lr_schedule import lr_factor
-from frugaldiff.train.stages import build_stage
+from frugaldiff.train.stages import Stage, build_stage
 from frugaldiff.train.state import checkpoint_payload, load_torch, save_torch
 
 log = logging.getLogger(__name__)
@@ -61,20 +61,31 @@ class Trainer:
     gradients reach each); only the main rank writes them.
     """
 
-    def __init__(
-        self,
+    @classmethod
+    def for_run(
+        cls,
         cfg: RunConfig,
         train_data: Path,
         state_dir: Path,
         halving_teacher: str | None = None,
         student_steps: int = 0,
         world: World = SINGLE_PROCESS,
-    ) -> None:
-        self.dataset = load_training_data(train_data)
+    ) -> "Trainer":
+        """The trainer of run `cfg` on `train_data`, or of one of its halvings (train/stages.py)."""
+        dataset = load_training_data(train_data)
         # The data give the model its input channels and size (pixels or VAE latents).
-        model_cfg = fit_to_data(cfg.model, self.dataset.sample_shape, str(train_data))
+        model_cfg = fit_to_data(cfg.model, dataset.sample_shape, str(train_data))
         cfg = dataclasses.replace(cfg, model=model_cfg)
-        stage = build_stage(cfg, halving_teacher, student_steps)
+        return cls(build_stage(cfg, halving_teacher, student_steps), dataset, state_dir, world)
+
+    def __init__(
+        self, stage: Stage, dataset: Any, state_dir: Path, world: World = SINGLE_PROCESS
+    ) -> None:
+        """Train a built `stage` (train/stages.py build_stage) on `dataset`, state in state_dir."""
+        if stage.run is None:
+            raise ValueError("Trainer: the stage names no run; build it with build_stage")
+        cfg = stage.run
+        self.dataset = dataset
         self.cfg = cfg
         self.tc = tc = stage.train  # the run's train config, or a halving's (train/stages.py)
         # What the run's masking is (models/registry.py) and, for latents, the VAE sampling
@@ -106,7 +117,7 @@ class Trainer:
             lr_factor(tc.lr_decay, tc.warmup_iters, tc.iterations, tc.lr_final_ratio),
         )
         self.config_dict = to_dict(cfg)
-        self.config_hash = config_hash({"run": self.config_dict, "halving": student_steps})
+        self.config_hash = config_hash({"run": self.config_dict, "halving": stage.halving_steps})
         self.iteration = 0
 
     def _continue(self, resume: dict[str, Any]) -> None:

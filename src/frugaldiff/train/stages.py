@@ -46,6 +46,13 @@ class Stage:
     # train.init_weights "resume": the earlier run's AdamW state, EMA weights and EMA update
     # count, which the Trainer loads before it builds a fresh lr schedule.
     resume: dict[str, Any] | None = None
+    run: RunConfig | None = None  # the run it trains, model fitted to the data (build_stage)
+
+    @property
+    def halving_steps(self) -> int:
+        """A halving's student steps (0 for a run's own training): part of its state's hash."""
+        steps = self.meta.student_steps
+        return steps if self.meta.halving and steps is not None else 0
 
 
 def _teacher_ema(cfg: RunConfig) -> dict[str, torch.Tensor]:
@@ -67,7 +74,13 @@ def _teacher_ema(cfg: RunConfig) -> dict[str, torch.Tensor]:
 def build_stage(
     cfg: RunConfig, halving_teacher: str | None = None, student_steps: int = 0
 ) -> Stage:
-    """The stage of run `cfg`; a halving when `halving_teacher` (the 2N-step checkpoint) is set."""
+    """The stage of run `cfg`; a halving when `halving_teacher` (the 2N-step checkpoint) is set.
+
+    What the Trainer is handed: it never sees which stage it runs (no stage arguments)."""
+    return dataclasses.replace(_build(cfg, halving_teacher, student_steps), run=cfg)
+
+
+def _build(cfg: RunConfig, halving_teacher: str | None, student_steps: int) -> Stage:
     d, seed = cfg.distill, derive_seed(cfg.train.seed, "init")
     distilling = halving_teacher is not None or d.stage != "none"
     if distilling and (cfg.diffusion.sigma_data != 1.0 or cfg.diffusion.time_input != "t"):
