@@ -16,6 +16,11 @@ if not workflow.overwrite_configfiles:
     configfile: "configs/smoke.yaml"
 
 
+# `snakemake --report report.html` after a run: every study's tables and figures, the frontier
+# and every sample grid, each with a caption (workflow/report/*.rst).
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/latents.smk"

@@ -1,11 +1,16 @@
 """The Snakemake DAG: lint, dry-runs of every tier, bad config, and the smoke tier end to end."""
 
+import base64
+import io
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
+
+from tests.workflow.report_render import chromium, drawn_fraction, embedded_results, render_result
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -22,6 +27,12 @@ def snakemake(*args: str, check: bool = True) -> subprocess.CompletedProcess:
             f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
         )
     return result
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def test_lint_is_clean(tmp_path: Path) -> None:
@@ -159,8 +170,10 @@ def test_smoke_dag_end_to_end_then_nothing_to_do(tmp_path: Path) -> None:
     assert len(additivity) == 1
     assert additivity["additive prediction"].notna().all()
     teachers = pd.read_csv(report / "combined" / "tables" / "teacher_comparison.csv")
-    both = teachers.dropna(subset=["FID (cfg-teacher teacher)", "FID (cfg-teacher-speed teacher)"])
+    both = teachers.dropna(subset=["FID (cfg-teacher)", "FID (cfg-teacher-speed)"])
     assert set(both["steps"]) == {4, 8}  # the shared sets: D w=1 at 8 steps and the 4-step student
+    assert set(both["w"]) == {1.0}  # only distill-student and distill-teacher are read (also_in)
+    assert both["cfg-teacher-speed - cfg-teacher"].notna().all()
 
     again = snakemake("-n", "--cores", "2", "--config", f"results_dir={results}")
     assert "Nothing to be done" in again.stdout + again.stderr
@@ -174,6 +187,41 @@ def test_smoke_dag_end_to_end_then_nothing_to_do(tmp_path: Path) -> None:
     assert frontier["front (sampling)"].any()
     for name in ("fid_vs_training_flops", "fid_vs_sampling_nfe"):
         assert (results / "smoke" / "frontier" / "figures" / f"{name}.png").stat().st_size > 0
+
+    # The Snakemake HTML report (issue 17): every table, figure and sample grid with its caption
+    # (workflow/report/*.rst), and the figures drawn by headless Chromium.
+    html = tmp_path / "report.html"
+    snakemake("all", "frontier", "--report", str(html), "--config", f"results_dir={results}")
+    embedded = {
+        Path(path).relative_to(smoke).as_posix(): entry
+        for path, entry in embedded_results(html.read_text()).items()
+    }
+    shown = [*report.glob("*/tables/*.csv"), *report.glob("*/figures/*.png")]
+    shown += [*smoke.glob("frontier/*/*.csv"), *smoke.glob("frontier/*/*.png")]
+    grids = sorted(smoke.glob("*/samples/*/*/grid.png"))
+    assert len(shown) > 20
+    assert len(grids) > 20
+    for path in [*shown, *grids]:
+        key = path.relative_to(smoke).as_posix()
+        assert key in embedded, f"{key} is not in the report"
+        assert "32" in embedded[key]["caption"], f"{key}: the caption does not give N"
+    browser = chromium()
+    blank = Image.new("RGB", (800, 500), "white")
+    blank_uri = "data:image/png;base64," + base64.b64encode(png_bytes(blank)).decode()
+    assert drawn_fraction(render_result(html, blank_uri, tmp_path / "blank.png", browser)) < 0.01
+    for i, key in enumerate(
+        [
+            "report/speed/figures/fid_vs_iteration.png",
+            "report/masked/figures/fid_vs_mask_ratio.png",
+            "report/distill/figures/fid_vs_steps.png",
+            "report/combined/figures/speed_x_masking.png",
+            "frontier/figures/fid_vs_training_flops.png",
+            grids[0].relative_to(smoke).as_posix(),
+        ]
+    ):
+        shot = render_result(html, embedded[key]["data_uri"], tmp_path / f"shot{i}.png", browser)
+        # a white page is 0; a line plot draws ~2 % of the area, a bar plot or grid far more
+        assert drawn_fraction(shot) > 0.005, f"{key} renders blank in the report"
 
     # The publication of docs/results/<tier>/ from real DAG outputs (dirty: local edits allowed)
     from frugaldiff.report.publish import publish

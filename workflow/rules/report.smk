@@ -10,8 +10,20 @@ rule make_report:
         floor=[FLOOR] if TIER.evaluation.floor else [],
     output:
         tidy=f"{RESULTS}/report/{{study}}/metrics_tidy.csv",
-        tables=directory(f"{RESULTS}/report/{{study}}/tables"),
-        figures=directory(f"{RESULTS}/report/{{study}}/figures"),
+        tables=report(
+            directory(f"{RESULTS}/report/{{study}}/tables"),
+            patterns=["{name}.csv"],
+            caption="../report/study_tables.rst",
+            category="{study}",
+            subcategory="tables",
+        ),
+        figures=report(
+            directory(f"{RESULTS}/report/{{study}}/figures"),
+            patterns=["{name}.png"],
+            caption="../report/study_figures.rst",
+            category="{study}",
+            subcategory="figures",
+        ),
     params:
         tier=TIER.tier,
         floor=f"--floor {FLOOR}" if TIER.evaluation.floor else "",
@@ -35,8 +47,20 @@ rule make_frontier:
         metrics=[path for run in TIER.runs for path in metrics_of(run)],
         summaries=summaries_of_runs(list(TIER.runs)),
     output:
-        tables=directory(f"{RESULTS}/frontier/tables"),
-        figures=directory(f"{RESULTS}/frontier/figures"),
+        tables=report(
+            directory(f"{RESULTS}/frontier/tables"),
+            patterns=["{name}.csv"],
+            caption="../report/frontier.rst",
+            category="frontier",
+            subcategory="tables",
+        ),
+        figures=report(
+            directory(f"{RESULTS}/frontier/figures"),
+            patterns=["{name}.png"],
+            caption="../report/frontier.rst",
+            category="frontier",
+            subcategory="figures",
+        ),
     params:
         tier=TIER.tier,
     log:

@@ -4,7 +4,13 @@ rule generate_samples:
         ckpt=checkpoint_input,
     output:
         images=run_path("samples", SAMPLE_SET, "images.npz"),
-        grid=run_path("samples", SAMPLE_SET, "grid.png"),
+        grid=report(
+            run_path("samples", SAMPLE_SET, "grid.png"),
+            caption="../report/sample_grid.rst",
+            category="sample grids",
+            subcategory="{run}",
+            labels={"run": "{run}", "model": "{ckpt}", "sampler": "{solver} {steps} w={w}"},
+        ),
         meta=run_path("samples", SAMPLE_SET, "meta.json"),
     params:
         ckpt_file=checkpoint_file,

@@ -24,6 +24,8 @@ import seaborn as sns
 from frugaldiff.models.registry import MASKING_VARIANTS
 from frugaldiff.report.distill import distill_table
 
+BASELINE_TEACHER = "cfg-teacher"  # the method of the distill study's CFG teacher
+
 
 def _final_rows(tidy: pd.DataFrame, metric: str) -> pd.DataFrame:
     """The `metric` rows of each run's last checkpoint, indexed by run (one sample set each)."""
@@ -116,7 +118,9 @@ def teacher_table(tidy: pd.DataFrame) -> pd.DataFrame:
     """Both distillation chains side by side: FID per (model, sampler, steps, w) per teacher.
 
     A chain is a CFG teacher (a run without init_from that some student starts from) and its
-    students; its column is named by the teacher's method.
+    students; its column `FID (<teacher's method>)`. With the baseline teacher and one other, a
+    last column `<other> - cfg-teacher` is the other chain's FID minus the baseline's (< 0: the
+    other teacher's model is better).
     """
     distill = tidy[~tidy["masking"].isin(MASKING_VARIANTS)] if "masking" in tidy else tidy
     if distill.empty:
@@ -136,11 +140,14 @@ def teacher_table(tidy: pd.DataFrame) -> pd.DataFrame:
         values="FID",
         aggfunc="first",
     )
-    wide.columns = [f"FID ({c} teacher)" for c in wide.columns]
+    wide.columns = [f"FID ({c})" for c in wide.columns]
     wide = wide.reset_index()
-    if len(teachers) == 2:
-        first, second = (f"FID ({chain[t]} teacher)" for t in teachers)
-        wide[f"{second} - {first}"] = wide[second] - wide[first]
+    others = sorted({chain[t] for t in teachers} - {BASELINE_TEACHER})
+    if len(teachers) == 2 and len(others) == 1:
+        other = others[0]
+        wide[f"{other} - {BASELINE_TEACHER}"] = (
+            wide[f"FID ({other})"] - wide[f"FID ({BASELINE_TEACHER})"]
+        )
     return wide
 
 
@@ -161,7 +168,7 @@ def speed_masking_figure(table: pd.DataFrame, additivity: pd.DataFrame, title: s
         bars.scatter([x], [row["additive prediction"]], marker="_", s=400, color="black", zorder=3)
     if len(additivity):
         bars.plot([], [], marker="_", color="black", linestyle="", label="additive prediction")
-        bars.legend(fontsize="small")
+    bars.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3)
     bars.set_xlabel("")
     bars.set_title("final FID (after unmasked fine-tuning)")
     sns.scatterplot(
