@@ -7,7 +7,8 @@ import yaml
 
 from frugaldiff.config import SampleSetConfig, parse_tier_config, resolve_run
 from frugaldiff.errors import ConfigError
-from frugaldiff.preflight import run_order, sample_set_kinds, shrink, synthetic_split
+from frugaldiff.preflight import run_order
+from frugaldiff.preflight_inputs import sample_set_kinds, shrink, synthetic_split
 
 REPO = Path(__file__).resolve().parents[2]
 
