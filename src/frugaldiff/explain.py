@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from frugaldiff.config import RunConfig, TierConfig, resolve_run
+from frugaldiff.config import DistillConfig, RunConfig, TierConfig, resolve_run
 from frugaldiff.config.tier import RunSpec
 from frugaldiff.diffusion.schedule import build_schedule_by_name
 from frugaldiff.diffusion.timesteps import build_timestep_sampler
@@ -71,24 +71,28 @@ def _parameters(cfg: RunConfig) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def _halvings(d: DistillConfig) -> str:
+    """The halving chain of a distillation run, as both kinds of chain describe it."""
+    chain = " -> ".join(str(n) for n in halving_chain(d.start_steps, d.end_steps))
+    return (
+        f"halvings {d.start_steps} -> {chain} ({d.halving_iterations} iterations each, lr "
+        f"{d.halving_lr:g} linear to 0, train_grid {d.train_grid!r})"
+    )
+
+
 def _objective(cfg: RunConfig) -> str:
     d = cfg.distill
     if d.stage == "guidance":
-        chain = " -> ".join(str(n) for n in halving_chain(d.start_steps, d.end_steps))
         return (
             f"GuidanceDistillationObjective (stage 1 from {cfg.init_from!r}, w ~ U[{d.w_min:g}, "
             f"{d.w_max:g}], {d.start_steps} steps), then ProgressiveDistillationObjective "
-            f"halvings {d.start_steps} -> {chain} ({d.halving_iterations} iterations each, lr "
-            f"{d.halving_lr:g} linear to 0, train_grid {d.train_grid!r})"
+            f"{_halvings(d)}"
         )
     if d.stage == "direct":
-        chain = " -> ".join(str(n) for n in halving_chain(d.start_steps, d.end_steps))
         return (
             f"DirectDistillationObjective (Meng's direct baseline: PD of {cfg.init_from!r} "
             f"itself, no stage 1; cond + uncond targets, {TEACHER_NFE_PER_EXAMPLE} teacher NFE "
-            f"per example), halvings {d.start_steps} -> {chain} ({d.halving_iterations} "
-            f"iterations each, lr {d.halving_lr:g} linear to 0, train_grid {d.train_grid!r}); "
-            "sampled with CFG"
+            f"per example), {_halvings(d)}; sampled with CFG"
         )
     dc = cfg.diffusion
     parts = [f"parameterization {dc.parameterization!r}", f"p_uncond {dc.p_uncond:g}"]
