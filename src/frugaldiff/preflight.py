@@ -15,11 +15,14 @@ images) × every real sample set of its kind (images × steps); evaluation from 
 network's measured images/s × every image the tier's FIDs encode. Latent tiers (the paper
 tiers) train on synthetic latents of their shape, so DiT-XL/2 at its own batch is a real
 memory check, but their sampling is not checked: decoding needs the VAE's weights. Everything
-is written to a scratch folder.
+is written to a scratch folder, which keeps each run's published checkpoint only: the resumable
+training state beside it (weights, EMA, optimiser: three times the checkpoint) is deleted as soon
+as the checkpoint is out, so a cifar10-sized preflight needs a few GB of disk, not ten.
 """
 
 import contextlib
 import dataclasses
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -197,6 +200,7 @@ class Preflight:
                 timing["projected_hours"] = step * full_iterations / 3600
             ckpt = out / "ckpt.pt"
             trainer.publish({trainer.tc.iterations: ckpt}, out / "metrics.jsonl", out / "s.json")
+        shutil.rmtree(out / "state")  # preflight never resumes; the checkpoint is all it reads
         return ckpt
 
     def _sample(

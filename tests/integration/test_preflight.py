@@ -52,6 +52,8 @@ def test_preflight_starts_every_job_kind_of_the_cifar10_tier(tmp_path: Path, cap
     assert {"sample ddim-s1-w0", "sample stochastic-s2-w0.3"} <= set(student)
     assert all(c["seconds"] > 0 and c["peak_gib"] is None for c in record["checks"])
     assert (tmp_path / "scratch" / "distill-student" / "halve-n1" / "ckpt.pt").is_file()
+    # Only checkpoints stay: each run's resumable training state is gone once it is published.
+    assert not list((tmp_path / "scratch").rglob("state.pt"))
     out = capsys.readouterr().out
     assert f"preflight on cpu: {len(jobs)} jobs" in out
     assert "distill-student" in out
