@@ -75,8 +75,8 @@ rule figures:
 
 
 # Partial runs: every training job (runs, fine-tuning, stage 1, halvings), or every sample set,
-# with nothing downstream. `--until train_model` cannot do this where training jobs chain
-# (init_from, halvings): Snakemake 9 never readies the dependents of an --until job.
+# with nothing downstream. `--until train_model` (halve_steps, generate_samples,
+# compute_metrics) does the same per rule; workflow/rules/until.smk says how, and why.
 rule train:
     input:
         all_training(),
@@ -85,3 +85,7 @@ rule train:
 rule samples:
     input:
         all_sample_sets(),
+
+
+# Last: it reads the named targets above.
+include: "workflow/rules/until.smk"
