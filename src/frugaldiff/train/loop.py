@@ -10,9 +10,7 @@ Under torchrun each rank trains its slice of the global batch with averaged grad
 alone writes (train/distributed.py says what does and does not depend on the world size).
 """
 
-import copy
 import dataclasses
-import json
 import logging
 import shutil
 import time
@@ -38,6 +36,7 @@ from frugaldiff.sharding import shard_for_rank
 from frugaldiff.train.distributed import SINGLE_PROCESS, World
 from frugaldiff.train.ema import make_ema
 from frugaldiff.train.lr_schedule import lr_factor
+from frugaldiff.train.records import MetricsLog, counted_cost
 from frugaldiff.train.stages import Stage, build_stage
 from frugaldiff.train.state import checkpoint_payload, load_torch, save_torch
 
@@ -99,6 +98,7 @@ class Trainer:
         self.state_dir = state_dir
         self.world = world
         self.events = EventLog(self.events_path, writes=world.is_main)
+        self.metrics = MetricsLog(self.state_dir / "metrics.jsonl", writes=world.is_main)
         self.shard = shard_for_rank(tc.batch_size, world.rank, world.size)  # this rank's rows
         self.device = world.place(resolve_device(tc.device))
         self.batches = BatchSchedule(self.dataset, tc.batch_size, tc.seed, tc.hflip)
@@ -140,7 +140,7 @@ class Trainer:
 
     @property
     def metrics_path(self) -> Path:
-        return self.state_dir / "metrics.jsonl"
+        return self.metrics.path
 
     @property
     def events_path(self) -> Path:
@@ -177,19 +177,10 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.iteration = int(state["iteration"])
-        self._truncate_metrics()
+        self.metrics.truncate_after(self.iteration)  # a resumed log has no repeats
         self.events.record("resumed", self.iteration)
         log.info("resumed %s at iteration %d", self.cfg.name, self.iteration)
         return True
-
-    def _truncate_metrics(self) -> None:
-        """Drop metric lines logged after the saved state, so a resumed log has no repeats."""
-        if not self.world.is_main or not self.metrics_path.is_file():
-            return
-        lines = self.metrics_path.read_text().splitlines()
-        kept = [ln for ln in lines if ln and json.loads(ln)["iteration"] <= self.iteration]
-        with atomic_write(self.metrics_path) as tmp:
-            tmp.write_text("".join(f"{ln}\n" for ln in kept))
 
     # ---- the loop ----------------------------------------------------------------------
     def step(self) -> tuple[float, float]:
@@ -253,7 +244,7 @@ class Trainer:
             now = time.perf_counter()
             rate = (self.iteration - tick_iter) * tc.batch_size / max(now - tick, 1e-9)
             if self.iteration % tc.log_every_iters == 0 or self.iteration == tc.iterations:
-                self._log_metrics(
+                self.metrics.append(
                     {
                         "iteration": self.iteration,
                         "loss": loss,
@@ -292,42 +283,14 @@ class Trainer:
             "ema_updates": int(self.ema.n_averaged.item()),
         }
 
-    def _log_metrics(self, record: dict[str, Any]) -> None:
-        if not self.world.is_main:
-            return
-        log.info(
-            "iter %(iteration)d loss %(loss).4f lr %(lr).2e %(images_per_second).1f img/s", record
-        )
-        self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.metrics_path.open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
-
     def cost(self) -> dict[str, float]:
-        """Parameters and counted training FLOPs per image of one objective step (forward x3).
-
-        FLOPs are counted by torch's FlopCounterMode on one CPU copy of a batch of 2 through
-        the objective, so masking (fewer tokens) and MoE routing show up as they run.
-        """
-        from torch.utils.flop_counter import FlopCounterMode
-
-        model = copy.deepcopy(self.model).cpu()
+        """Parameters and counted training FLOPs per image (train/records.py counted_cost)."""
         images, labels = self.batches.batch(0)
-        generator = make_generator(0)
-        with FlopCounterMode(display=False) as counter, torch.no_grad():
-            self.objective.loss(model, images[:2], labels[:2], generator)
-        forward = counter.get_total_flops() / 2
-        return {
-            "parameters": float(sum(p.numel() for p in self.model.parameters())),
-            "forward_flops_per_image": float(forward),
-            "train_flops_per_image": 3.0 * forward,  # backward ≈ 2x forward
-        }
+        return counted_cost(self.model, self.objective, images, labels)
 
     def summary(self) -> dict[str, Any]:
         """Measured throughput (median of the logged rates) and the counted cost of the run."""
-        logged = self.metrics_path.read_text() if self.metrics_path.is_file() else ""
-        rates = [json.loads(ln)["images_per_second"] for ln in logged.splitlines() if ln]
-        rates.sort()
-        median = rates[len(rates) // 2] if rates else float("nan")
+        median = self.metrics.median_images_per_second()
         return {
             "run": self.cfg.name,
             "iterations": self.iteration,
@@ -351,9 +314,5 @@ class Trainer:
             source = self.ckpt_state_path(iteration)
             with atomic_write(target) as tmp:
                 shutil.copyfile(source, tmp)
-        with atomic_write(metrics_out) as tmp:
-            if self.metrics_path.is_file():
-                shutil.copyfile(self.metrics_path, tmp)
-            else:  # no update ran (a direct run's stage): an empty log
-                tmp.write_text("")
+        self.metrics.publish(metrics_out)
         write_json(summary_out, self.summary())
