@@ -1,6 +1,7 @@
 """frugaldiff publish: a tier's report, configs and provenance copied, never silently replaced."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -148,3 +149,64 @@ def test_cli_publish_reports_bad_input_with_exit_code_2(tmp_path: Path, capsys) 
     assert main(["publish", "--results", str(tier), "--out", str(out)]) == 0
     assert main(["publish", "--results", str(tier), "--out", str(out)]) == 2
     assert "pass --force" in capsys.readouterr().err
+
+
+def _frontier_tier(root: Path) -> tuple[Path, list[Path], list[Path]]:
+    """results/t with three studies' runs (test_frontier's records), each study's report tidy."""
+    from frugaldiff.report.collect import collect_metrics
+
+    from .test_frontier import write
+
+    tier = root / "results" / "t"
+    metrics, summaries = write(tier)
+    for path in metrics:  # as `frugaldiff evaluate` records them
+        record = json.loads(path.read_text())
+        record["provenance"]["packages"] = {"torch": "2.14.1"}
+        path.write_text(json.dumps(record))
+    tidy = collect_metrics(metrics)
+    for study, rows in tidy.groupby("study"):
+        report = tier / "report" / str(study)
+        (report / "tables").mkdir(parents=True)
+        (report / "figures").mkdir()
+        rows.to_csv(report / "metrics_tidy.csv", index=False)
+    for run in tidy["run"].unique():
+        (tier / run / "config.yaml").write_text(f"run: {run}\n")
+    return tier, metrics, summaries
+
+
+def test_the_frontier_is_rebuilt_over_every_published_study(tmp_path: Path) -> None:
+    """Studies published one at a time give the frontier the whole results tree gives."""
+    from frugaldiff.report.frontier import build_frontier
+
+    tier, metrics, summaries = _frontier_tier(tmp_path)
+    out = tmp_path / "pub"
+    readme = publish(tier, out, ["speed"]).read_text()
+    first = pd.read_csv(out / "frontier" / "tables" / "frontier.csv")
+    assert set(first["run"]) == {"base"}
+    assert "Every model x sample set of `speed`" in readme
+    publish(tier, out, ["distill"])
+    readme = publish(tier, out, ["masked"]).read_text()
+    # the teacher's cost records travel with the study whose runs start from it
+    assert (out / "distill" / "summaries" / "st" / "halving" / "n4" / "summary.json").is_file()
+    build_frontier(metrics, summaries, tmp_path / "whole", "t")
+    published = pd.read_csv(out / "frontier" / "tables" / "frontier.csv")
+    whole = pd.read_csv(tmp_path / "whole" / "tables" / "frontier.csv")
+    pd.testing.assert_frame_equal(published, whole)
+    assert "![fid_vs_training_flops](frontier/figures/fid_vs_training_flops.png)" in readme
+    assert (out / "frontier" / "figures" / "fid_vs_sampling_nfe.png").stat().st_size > 0
+    assert "Not in the frontier" not in readme
+
+
+def test_a_study_published_without_cost_records_is_named_not_guessed(tmp_path: Path) -> None:
+    tier, _, _ = _frontier_tier(tmp_path)
+    out = tmp_path / "pub"
+    publish(tier, out, ["speed", "masked"])
+    shutil.rmtree(out / "speed" / "summaries")  # as published before summaries were kept
+    readme = publish(tier, out, ["masked"], force=True).read_text()
+    assert set(pd.read_csv(out / "frontier" / "tables" / "frontier.csv")["run"]) == {"m", "m-ft"}
+    assert "Not in the frontier: `speed`" in readme
+    (tier / "m" / "train" / "summary.json").unlink()  # the fine-tuning's parent record lost
+    readme = publish(tier, out, ["masked"], force=True).read_text()
+    assert "Not built:" in readme
+    assert "'m'" in readme
+    assert not (out / "frontier").exists()  # no stale frontier left beside the README

@@ -231,6 +231,15 @@ def test_smoke_dag_end_to_end_then_nothing_to_do(tmp_path: Path) -> None:
         assert f"## Study `{study}`" in readme
         assert (tmp_path / "published" / study / "configs").is_dir()
     assert "![fid_vs_mask_ratio](masked/figures/fid_vs_mask_ratio.png)" in readme
+    # the frontier rebuilt from the publication alone is the DAG's frontier, point for point
+    assert "Not built" not in readme
+    assert "Not in the frontier" not in readme
+    points = ["run", "model", "sampler", "FID", "train PFLOP", "NFE/img"]
+    published = pd.read_csv(tmp_path / "published" / "frontier" / "tables" / "frontier.csv")
+    dag = pd.read_csv(smoke / "frontier" / "tables" / "frontier.csv")
+    assert sorted(map(tuple, published[points].values.tolist())) == sorted(
+        map(tuple, dag[points].values.tolist())
+    )
 
 
 PAPER_CONFIGS = sorted((REPO / "configs" / "paper").glob("*.yaml"))

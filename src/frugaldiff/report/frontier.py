@@ -172,11 +172,17 @@ def build_frontier(
 ) -> list[Path]:
     """Write report/frontier/: the table (csv, md, tex) and the two figures; return the paths."""
     from frugaldiff.report.collect import collect_metrics
+
+    tidy = collect_metrics(metrics_paths)
+    return write_frontier(tidy, load_run_costs(summary_paths), out_dir, tier)
+
+
+def write_frontier(tidy: pd.DataFrame, costs: pd.DataFrame, out_dir: Path, tier: str) -> list[Path]:
+    """The frontier of a tidy metrics frame and its cost rows: out_dir/{tables,figures}."""
     from frugaldiff.report.plots import save_figure
     from frugaldiff.report.tables import write_table
 
-    tidy = collect_metrics(metrics_paths)
-    table = frontier_table(tidy, load_run_costs(summary_paths))
+    table = frontier_table(tidy, costs)
     n_images = sorted({int(n) for n in tidy["n_images"].unique()})
     caption = (
         f"Cost-to-quality frontier, tier {tier}: every model (checkpoint or halving student) x "

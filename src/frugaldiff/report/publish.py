@@ -9,7 +9,9 @@ published study's tables and figures, so a reader sees the results on the reposi
 
 A publication grows one study at a time: a tier whose studies do not fit one session (the cpu
 tier on 2 cores) publishes each study from the clean commit that ran it, and publishing a study
-keeps the others already there. Each study section names its own commit.
+keeps the others already there. Each study section names its own commit. Each study also keeps
+its runs' cost records (<study>/summaries/), and every publish rebuilds the tier's cost-to-quality
+frontier over all published studies from them (report/published_frontier.py).
 
 Only measured files are copied: nothing here computes or rewrites a number. A study is refused
 when its metrics came from more than one commit or from a dirty tree (pass allow_dirty to
@@ -28,8 +30,14 @@ from typing import Any
 
 import pandas as pd
 
-from frugaldiff.errors import FrugaldiffError
+from frugaldiff.errors import DataError, FrugaldiffError
 from frugaldiff.io import ensure_writable_dir
+from frugaldiff.report.published_frontier import (
+    FRONTIER_DIR,
+    SUMMARIES_DIR,
+    build_published_frontier,
+    frontier_section,
+)
 
 TIDY = "metrics_tidy.csv"
 
@@ -66,6 +74,16 @@ def _job_seconds(run_dir: Path) -> dict[str, float]:
             for row in csv.DictReader(handle, delimiter="\t"):
                 seconds[rule] += float(row["s"])
     return dict(seconds)
+
+
+def _copy_cost_records(run_dir: Path, dest: Path) -> None:
+    """The run's train and halving summaries (counted FLOPs, step time) for the frontier."""
+    records = [run_dir / "train" / "summary.json", *sorted(run_dir.glob("halving/n*/summary.json"))]
+    for record in records:
+        if record.is_file():
+            target = dest / SUMMARIES_DIR / run_dir.name / record.relative_to(run_dir)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(record, target)
 
 
 def _first_packages(tier_dir: Path, tidy: pd.DataFrame) -> dict[str, str]:
@@ -107,6 +125,10 @@ def _study_record(tier_dir: Path, study: str, dest: Path, allow_dirty: bool) -> 
             "iterations": summary.get("iterations"),
             "job_seconds": _job_seconds(run_dir),
         }
+    # the runs' cost records, and those of the runs they start from (a teacher, a masked run)
+    parents = tidy["init_from"].dropna() if "init_from" in tidy else pd.Series(dtype=object)
+    for run in sorted({*tidy["run"].unique(), *(p for p in parents if isinstance(p, str) and p)}):
+        _copy_cost_records(tier_dir / run, dest)
     if (tier_dir / "config").is_dir():
         shutil.copytree(tier_dir / "config", dest / "config")
     return {
@@ -157,7 +179,7 @@ def _published(out: Path) -> dict[str, dict[str, Any]]:
     return {p.parent.name: json.loads(p.read_text()) for p in sorted(out.glob("*/provenance.json"))}
 
 
-def _readme(out: Path, records: dict[str, dict[str, Any]]) -> str:
+def _readme(out: Path, records: dict[str, dict[str, Any]], frontier: list[str]) -> str:
     tier = next(iter(records.values()))["tier"]
     lines = [
         f"# Measured results: tier `{tier}`",
@@ -170,7 +192,18 @@ def _readme(out: Path, records: dict[str, dict[str, Any]]) -> str:
     ]
     for record in records.values():
         lines += _study_section(out, record)
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + frontier) + "\n"
+
+
+def _frontier_lines(out: Path, records: dict[str, dict[str, Any]]) -> list[str]:
+    """Rebuild out/frontier/ over every published study; a record it cannot use is named."""
+    tier = next(iter(records.values()))["tier"]
+    shutil.rmtree(out / FRONTIER_DIR, ignore_errors=True)
+    try:
+        frontier = build_published_frontier(out, sorted(records), tier)
+    except DataError as err:
+        return ["", "## Frontier over the published studies", "", f"Not built: {err}"]
+    return frontier_section(out, frontier)
 
 
 def publish(
@@ -219,5 +252,5 @@ def publish(
         shutil.rmtree(staging, ignore_errors=True)
     everything = _published(out)
     readme = out / "README.md"
-    readme.write_text(_readme(out, everything))
+    readme.write_text(_readme(out, everything, _frontier_lines(out, everything)))
     return readme
